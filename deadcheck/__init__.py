@@ -1,0 +1,51 @@
+"""deadcheck: find dead and dying ReLU units in any PyTorch model, and repair them.
+
+The public names are loaded on first use, so that ``deadcheck --help`` and
+other commands that need no model answer without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "record": "deadcheck.recording",
+    "Recorder": "deadcheck.recording",
+    "RecordingError": "deadcheck.recording",
+    "analyze": "deadcheck.analysis",
+    "Report": "deadcheck.analysis",
+    "LayerReport": "deadcheck.analysis",
+    "Finding": "deadcheck.analysis",
+    "Thresholds": "deadcheck.analysis",
+    "Stats": "deadcheck.statistics",
+    "SiteStats": "deadcheck.statistics",
+    "scan": "deadcheck.scanning",
+    "load_target": "deadcheck.loading",
+    "render": "deadcheck.rendering",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from deadcheck.analysis import Finding, LayerReport, Report, Thresholds, analyze
+    from deadcheck.loading import load_target
+    from deadcheck.recording import Recorder, RecordingError, record
+    from deadcheck.rendering import render
+    from deadcheck.scanning import scan
+    from deadcheck.statistics import SiteStats, Stats
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deadcheck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

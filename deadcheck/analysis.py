@@ -1,0 +1,324 @@
+"""Judge recorded counts: which units are dead, which layers are dying, which slopes are off.
+
+:func:`analyze` is pure: :class:`~deadcheck.statistics.Stats` in, :class:`Report`
+out. Thresholds are explicit keyword arguments with documented defaults, so a
+report can always be re-derived from the same stats with other thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from deadcheck.statistics import SiteStats, Slope, Stats
+
+__all__ = [
+    "SCHEMA",
+    "SEVERITIES",
+    "Finding",
+    "LayerReport",
+    "Report",
+    "Thresholds",
+    "analyze",
+]
+
+SCHEMA = "deadcheck.report/1"
+
+Severity = Literal["info", "warning", "error"]
+#: Severities from mildest to worst.
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+
+_LEAKY_KINDS = frozenset({"LeakyReLU", "PReLU", "RReLU"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a count becomes a finding. Every default has a reason:
+
+    * ``dying=0.5``: once half a layer's units are dead, the layer has lost
+      most of its width; below that, dead units are reported as information.
+    * ``near_linear=0.3``: a slope within 0.3 of 1 (0.7 to 1.3) passes at
+      least 70% of a negative input, so the unit is close to the identity and
+      the layer folds into its neighbours as one linear map.
+    * ``tiny_slope=0.005``: below half of LeakyReLU's customary 0.01, the
+      leak is too small to revive a unit in any realistic number of steps.
+    """
+
+    dying: float = 0.5
+    near_linear: float = 0.3
+    tiny_slope: float = 0.005
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.dying <= 1.0:
+            raise ValueError(f"dying must be in (0, 1], got {self.dying}")
+        if self.near_linear < 0:
+            raise ValueError(f"near_linear must be >= 0, got {self.near_linear}")
+        if self.tiny_slope < 0:
+            raise ValueError(f"tiny_slope must be >= 0, got {self.tiny_slope}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong (or worth knowing) at one site."""
+
+    code: str
+    severity: Severity
+    site: str
+    message: str
+    units: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "site": self.site,
+            "message": self.message,
+            "units": list(self.units),
+        }
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One site's figures as a report shows them."""
+
+    name: str
+    kind: str
+    units: int
+    unit_axis: int
+    positions: int
+    zero_fraction: tuple[float, ...]
+    dead_units: tuple[int, ...]
+    dead_fraction: float
+    slope: Slope
+    nonfinite_units: tuple[int, ...] = ()
+    saturated_units: tuple[int, ...] = ()
+    calls: int = 0
+    module: str = ""
+    function: str | None = None
+
+    @property
+    def mean_zero_fraction(self) -> float:
+        zf = self.zero_fraction
+        return sum(zf) / len(zf) if zf else 0.0
+
+    @classmethod
+    def from_stats(cls, site: SiteStats) -> LayerReport:
+        return cls(
+            name=site.name,
+            kind=site.kind,
+            units=site.units,
+            unit_axis=site.unit_axis,
+            positions=site.positions,
+            zero_fraction=site.zero_fraction,
+            dead_units=site.dead_units,
+            dead_fraction=site.dead_fraction,
+            slope=site.slope,
+            nonfinite_units=site.nonfinite_units,
+            saturated_units=site.saturated_units,
+            calls=site.calls,
+            module=site.module,
+            function=site.function,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "module": self.module,
+            "function": self.function,
+            "units": self.units,
+            "unit_axis": self.unit_axis,
+            "calls": self.calls,
+            "positions": self.positions,
+            "zero_fraction": list(self.zero_fraction),
+            "dead_units": list(self.dead_units),
+            "dead_fraction": self.dead_fraction,
+            "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
+            "nonfinite_units": list(self.nonfinite_units),
+            "saturated_units": list(self.saturated_units),
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """Sites in forward order and the findings about them."""
+
+    layers: tuple[LayerReport, ...]
+    findings: tuple[Finding, ...]
+    samples: int
+    thresholds: Thresholds = Thresholds()
+    target: str | None = None
+    partial: bool = False
+    problems: tuple[str, ...] = ()
+
+    def layer(self, name: str) -> LayerReport:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no site {name!r}")
+
+    def findings_for(self, site: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.site == site)
+
+    @property
+    def flagged_sites(self) -> tuple[str, ...]:
+        """Sites with a finding of severity warning or error, in forward order."""
+        flagged = {f.site for f in self.findings if f.severity in ("warning", "error")}
+        return tuple(layer.name for layer in self.layers if layer.name in flagged)
+
+    @property
+    def worst_severity(self) -> Severity | None:
+        ranks = [SEVERITIES.index(f.severity) for f in self.findings]
+        return SEVERITIES[max(ranks)] if ranks else None
+
+    def fails(self, fail_on: Severity) -> bool:
+        """True when a finding is at or above ``fail_on``."""
+        bar = SEVERITIES.index(fail_on)
+        return any(SEVERITIES.index(f.severity) >= bar for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report, schema ``deadcheck.report/1``."""
+        return {
+            "schema": SCHEMA,
+            "target": self.target,
+            "samples": self.samples,
+            "partial": self.partial,
+            "thresholds": self.thresholds.to_dict(),
+            "sites": [layer.to_dict() for layer in self.layers],
+            "findings": [f.to_dict() for f in self.findings],
+            "problems": list(self.problems),
+        }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _units_text(units: tuple[int, ...], limit: int = 8) -> str:
+    shown = ", ".join(str(u) for u in units[:limit])
+    return shown + (f", ... ({len(units)} in all)" if len(units) > limit else "")
+
+
+def _slopes(slope: Slope) -> tuple[float, ...]:
+    if slope is None:
+        return ()
+    return slope if isinstance(slope, tuple) else (slope,)
+
+
+def _site_findings(site: LayerReport, t: Thresholds) -> list[Finding]:
+    found: list[Finding] = []
+    name = site.name
+    if site.nonfinite_units:
+        found.append(
+            Finding(
+                "nan-activations",
+                "error",
+                name,
+                f"{len(site.nonfinite_units)} of {site.units} units saw NaN or infinite inputs "
+                f"(units {_units_text(site.nonfinite_units)})",
+                site.nonfinite_units,
+            )
+        )
+    leaky = site.kind in _LEAKY_KINDS
+    regime = "stayed in the negative regime" if leaky else "never fired"
+    dead = site.dead_units
+    if dead and len(dead) == site.units:
+        found.append(
+            Finding(
+                "dead-layer",
+                "error",
+                name,
+                f"all {site.units} units {regime} on {site.positions} positions each",
+                dead,
+            )
+        )
+    elif dead and site.dead_fraction >= t.dying:
+        found.append(
+            Finding(
+                "dying-layer",
+                "warning",
+                name,
+                f"{len(dead)} of {site.units} units ({_pct(site.dead_fraction)}) {regime}; "
+                f"threshold {_pct(t.dying)}",
+                dead,
+            )
+        )
+    elif dead:
+        found.append(
+            Finding(
+                "dead-units",
+                "info",
+                name,
+                f"{len(dead)} of {site.units} units {regime} (units {_units_text(dead)})",
+                dead,
+            )
+        )
+    if site.saturated_units:
+        found.append(
+            Finding(
+                "saturated-units",
+                "info",
+                name,
+                f"{len(site.saturated_units)} of {site.units} units stayed at the ReLU6 cap "
+                "(no gradient there either)",
+                site.saturated_units,
+            )
+        )
+    slopes = _slopes(site.slope)
+    per_unit = len(slopes) > 1
+
+    def units_where(pred: Any) -> tuple[int, ...]:
+        return tuple(i for i, s in enumerate(slopes) if pred(s)) if per_unit else ()
+
+    near = [s for s in slopes if abs(1.0 - s) <= t.near_linear]
+    if near:
+        which = units_where(lambda s: abs(1.0 - s) <= t.near_linear)
+        scope = f"{len(which)} of {len(slopes)} slopes are" if per_unit else f"slope {near[0]:.3g} is"
+        found.append(
+            Finding(
+                "near-linear-slope",
+                "warning",
+                name,
+                f"{scope} within {t.near_linear:g} of 1: the unit is almost linear",
+                which,
+            )
+        )
+    tiny = [s for s in slopes if abs(s) < t.tiny_slope]
+    if tiny:
+        which = units_where(lambda s: abs(s) < t.tiny_slope)
+        scope = f"{len(which)} of {len(slopes)} slopes are" if per_unit else f"slope {tiny[0]:.3g} is"
+        found.append(
+            Finding(
+                "tiny-slope",
+                "info",
+                name,
+                f"{scope} below {t.tiny_slope:g}: leaky in name only",
+                which,
+            )
+        )
+    return found
+
+
+def analyze(
+    stats: Stats,
+    *,
+    dying: float = 0.5,
+    near_linear: float = 0.3,
+    tiny_slope: float = 0.005,
+) -> Report:
+    """Turn counts into a :class:`Report`; see :class:`Thresholds` for the defaults' reasons."""
+    thresholds = Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
+    layers = tuple(LayerReport.from_stats(site) for site in stats.sites)
+    findings = tuple(f for layer in layers for f in _site_findings(layer, thresholds))
+    return Report(
+        layers=layers,
+        findings=findings,
+        samples=stats.samples,
+        thresholds=thresholds,
+        target=stats.target,
+        partial=stats.partial,
+        problems=stats.problems,
+    )

@@ -1,0 +1,297 @@
+"""Count, per unit and on the model's own device, how often each ReLU-family site is off.
+
+Two mechanisms work together:
+
+* hooks on every submodule keep a stack of the modules currently running, so
+  each activation call can be named after the innermost module that made it,
+  and remember the kind of the last module that produced an output (which
+  decides the unit axis);
+* one :class:`~torch.overrides.TorchFunctionMode`, pushed only while a recorded
+  model runs, sees every ReLU-family call, whether it comes from ``nn.ReLU`` or
+  from ``F.relu`` in the model's own forward code.
+
+Counters are integer tensors on the activation's device, updated in place: no
+host synchronisation per batch, memory proportional to the number of units.
+Results reach the host only in :meth:`Recorder.stats`.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
+
+from deadcheck.activations import CALLS, ActivationCall, is_family_module
+from deadcheck.counting import SiteCounter
+from deadcheck.statistics import Stats
+from deadcheck.units import Layout, layout_of
+
+__all__ = ["Recorder", "RecordingError", "record"]
+
+
+class RecordingError(RuntimeError):
+    """The recording cannot give trustworthy counts (the message says why)."""
+
+
+class _Interceptor(TorchFunctionMode):
+    """The one function mode shared by every active recorder.
+
+    A single shared mode keeps nesting trivial: it is pushed when the first
+    recorder's model starts a forward pass and popped when the last one ends,
+    and every call is shown to each recorder that is inside its model.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active: list[Recorder] = []
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        try:
+            parser = CALLS.get(func)
+        except TypeError:  # an unhashable callable: not one of ours
+            parser = None
+        if parser is not None and args and isinstance(args[0], torch.Tensor):
+            call = parser(args, dict(kwargs))
+            if call is not None:
+                # Count the input before the call: in-place forms overwrite it,
+                # and the sign of the input is the regime for every kind.
+                for recorder in self.active:
+                    recorder._observe(call, args[0])
+        return func(*args, **kwargs)
+
+    def activate(self, recorder: Recorder) -> None:
+        self.active.append(recorder)
+        if len(self.active) == 1:
+            self.__enter__()
+
+    def deactivate(self, recorder: Recorder) -> None:
+        if recorder in self.active:
+            self.active.remove(recorder)
+            if not self.active:
+                self.__exit__(None, None, None)
+
+
+_INTERCEPTOR = _Interceptor()
+
+
+def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return int(value.shape[0]) if value.ndim >= 2 else 1
+        if isinstance(value, (tuple, list)) and value:
+            return _batch_size(tuple(value), {})
+        if isinstance(value, Mapping) and value:
+            return _batch_size((), value)
+    return 1
+
+
+class Recorder:
+    """Watches one model's ReLU-family sites while attached.
+
+    Use it through :func:`record` as a context manager. ``unit_axis`` maps a
+    site name (``layers.3``, ``block:relu#1``, or the name without ``#i``) to
+    the axis that holds its units, where the default guess is wrong.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        unit_axis: Mapping[str, int] | None = None,
+        target: str | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"record() needs an nn.Module, got {type(model).__name__}")
+        if isinstance(model, torch.jit.ScriptModule):
+            raise RecordingError(
+                "TorchScript modules cannot be recorded: hooks do not run inside "
+                "scripted code; record the eager model before scripting it"
+            )
+        self.model = model
+        self.target = target
+        self._unit_axis = dict(unit_axis or {})
+        self._handles: list[RemovableHandle] = []
+        self._paths: dict[int, str] = {}
+        self._family: dict[int, bool] = {}
+        self._stack: list[int] = []
+        self._layout: Layout | None = None
+        self._pass_counts: dict[str, int] = {}
+        self._max_occurrences: dict[str, int] = {}
+        self._counters: dict[tuple[str, int], SiteCounter] = {}
+        self._samples = 0
+        self._problems: dict[str, str] = {}
+        self._partial = False
+        self._attached = False
+
+    # -- attaching -------------------------------------------------------
+
+    def attach(self) -> Recorder:
+        """Register the hooks. Idempotent; :meth:`detach` undoes it."""
+        if self._attached:
+            return self
+        self._attached = True
+        try:
+            for path, module in self.model.named_modules():
+                if isinstance(module, torch.jit.ScriptModule):
+                    raise RecordingError(
+                        f"{path or 'the model'} is a TorchScript module: hooks do not run "
+                        "inside scripted code; record the eager model instead"
+                    )
+                key = id(module)
+                self._paths[key] = path
+                self._family[key] = is_family_module(module)
+                layout = layout_of(module)
+                self._handles.append(
+                    module.register_forward_pre_hook(self._make_pre_hook(key), with_kwargs=True)
+                )
+                self._handles.append(
+                    module.register_forward_hook(self._make_post_hook(key, layout), always_call=True)
+                )
+        except BaseException:
+            self.detach()
+            raise
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook this recorder added. Safe to call twice."""
+        try:
+            for handle in self._handles:
+                handle.remove()
+        finally:
+            self._handles.clear()
+            self._stack.clear()
+            _INTERCEPTOR.deactivate(self)
+            self._attached = False
+
+    def __enter__(self) -> Recorder:
+        return self.attach()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if exc_type is KeyboardInterrupt:
+            self._partial = True
+        self.detach()
+
+    @property
+    def attached(self) -> bool:
+        return self._attached
+
+    def _make_pre_hook(self, key: int) -> Any:
+        def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if not self._stack:
+                # The outermost call of this model: a new forward pass starts.
+                self._pass_counts.clear()
+                self._layout = None
+                self._samples += _batch_size(args, kwargs)
+                _INTERCEPTOR.activate(self)
+            self._stack.append(key)
+
+        return pre_hook
+
+    def _make_post_hook(self, key: int, layout: Layout | None) -> Any:
+        def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            stack = self._stack
+            if stack and stack[-1] == key:
+                stack.pop()
+                if layout is not None:
+                    self._layout = layout
+                if not stack:
+                    _INTERCEPTOR.deactivate(self)
+
+        return post_hook
+
+    # -- counting ----------------------------------------------------------
+
+    def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
+        if not self._stack:
+            return
+        key = self._stack[-1]
+        path = self._paths[key]
+        base = path if self._family[key] else f"{path}:{call.function}"
+        index = self._pass_counts.get(base, 0)
+        self._pass_counts[base] = index + 1
+        if index >= self._max_occurrences.get(base, 0):
+            self._max_occurrences[base] = index + 1
+        counter = self._counters.get((base, index))
+        try:
+            if counter is None:
+                axis = self._unit_axis.get(f"{base}#{index}", self._unit_axis.get(base))
+                counter = SiteCounter.create(
+                    call, x, layout=self._layout, axis=axis, module=path, family=self._family[key]
+                )
+                self._counters[(base, index)] = counter
+            else:
+                counter.add(call, x)
+        except Exception as error:  # never break the user's forward pass
+            self._problems.setdefault(f"{base}#{index}", f"{type(error).__name__}: {error}")
+
+    # -- results -----------------------------------------------------------
+
+    def site_names(self) -> list[str]:
+        """Names of the sites seen so far, in forward order (no device sync)."""
+        return [self._name(base, index) for base, index in self._counters]
+
+    def _name(self, base: str, index: int) -> str:
+        return base if self._max_occurrences.get(base, 1) <= 1 else f"{base}#{index}"
+
+    def reset(self) -> None:
+        """Zero every counter (sites and names are kept)."""
+        for counter in self._counters.values():
+            counter.reset()
+        self._samples = 0
+
+    def counters(self) -> list[tuple[str, SiteCounter]]:
+        """The live device counters with their site names, in forward order."""
+        return [(self._name(b, i), c) for (b, i), c in self._counters.items()]
+
+    def stats(self) -> Stats:
+        """Copy the counts to the host (one transfer per device) as frozen :class:`Stats`."""
+        named = self.counters()
+        hosts = SiteCounter.to_host([c for _, c in named])
+        sites = tuple(counter.site_stats(name, host) for (name, counter), host in zip(named, hosts))
+        problems = tuple(f"{name}: {why}" for name, why in self._problems.items())
+        return Stats(
+            sites=sites,
+            samples=self._samples,
+            partial=self._partial,
+            target=self.target,
+            problems=problems,
+        )
+
+    def report(self, **thresholds: Any) -> Any:
+        """``analyze(self.stats(), **thresholds)``: the :class:`~deadcheck.analysis.Report`."""
+        from deadcheck.analysis import analyze
+
+        return analyze(self.stats(), **thresholds)
+
+
+def record(
+    model: nn.Module,
+    *,
+    unit_axis: Mapping[str, int] | None = None,
+    target: str | None = None,
+) -> Recorder:
+    """A :class:`Recorder` for ``model``; attach it with ``with record(model) as rec:``.
+
+    Hooks and the function mode are removed when the block ends, even when the
+    model's forward raises. The model's weights, buffers and training flag are
+    never touched, and nothing is stored on it.
+    """
+    return Recorder(model, unit_axis=unit_axis, target=target)
+

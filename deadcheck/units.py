@@ -1,0 +1,70 @@
+"""Which axis of an activation holds its units (channels or features).
+
+The rank alone cannot tell: a rank-3 tensor is (N, C, L) after a Conv1d and
+(N, T, F) after a Linear. What produced the activation's input decides, so the
+recorder remembers the kind of the last module that ran, and this module turns
+that into an axis.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import nn
+
+__all__ = ["Layout", "layout_of", "resolve_axis"]
+
+Layout = Literal["channel", "feature"]
+
+# Modules whose output carries units on axis 1 (N, C, ...).
+_CHANNEL_FIRST: tuple[type[nn.Module], ...] = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.Upsample,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+)
+
+# Modules whose output carries units on the last axis (..., F).
+_FEATURE_LAST: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Bilinear,
+    nn.LayerNorm,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.MultiheadAttention,
+    nn.RNNBase,
+)
+if hasattr(nn, "RMSNorm"):
+    _FEATURE_LAST = (*_FEATURE_LAST, nn.RMSNorm)
+
+
+def layout_of(module: nn.Module) -> Layout | None:
+    """The unit layout a module's output has, or None when it does not decide it."""
+    if isinstance(module, _CHANNEL_FIRST):
+        return "channel"
+    if isinstance(module, _FEATURE_LAST):
+        return "feature"
+    return None
+
+
+def resolve_axis(ndim: int, layout: Layout | None) -> int:
+    """The non-negative unit axis for a tensor of rank ``ndim``.
+
+    Without a producer to go by, rank 4 and 5 are taken as images and volumes
+    (N, C, ...) and lower ranks as features on the last axis.
+    """
+    if ndim <= 1:
+        return 0
+    if layout == "channel":
+        return 1
+    if layout == "feature":
+        return ndim - 1
+    return 1 if ndim >= 4 else ndim - 1
