@@ -27,7 +27,22 @@ _EXPORTS = {
     "render": "deadcheck.rendering",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Finding",
+    "LayerReport",
+    "Recorder",
+    "RecordingError",
+    "Report",
+    "SiteStats",
+    "Stats",
+    "Thresholds",
+    "__version__",
+    "analyze",
+    "load_target",
+    "record",
+    "render",
+    "scan",
+]
 
 if TYPE_CHECKING:
     from deadcheck.analysis import Finding, LayerReport, Report, Thresholds, analyze

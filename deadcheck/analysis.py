@@ -273,10 +273,16 @@ def _site_findings(site: LayerReport, t: Thresholds) -> list[Finding]:
     def units_where(pred: Any) -> tuple[int, ...]:
         return tuple(i for i, s in enumerate(slopes) if pred(s)) if per_unit else ()
 
-    near = [s for s in slopes if abs(1.0 - s) <= t.near_linear]
+    # A small tolerance keeps the band's edges (0.7 and 1.3 by default) inside it.
+    def near_linear(s: float) -> bool:
+        return abs(1.0 - s) <= t.near_linear + 1e-9
+
+    near = [s for s in slopes if near_linear(s)]
     if near:
-        which = units_where(lambda s: abs(1.0 - s) <= t.near_linear)
-        scope = f"{len(which)} of {len(slopes)} slopes are" if per_unit else f"slope {near[0]:.3g} is"
+        which = units_where(near_linear)
+        scope = (
+            f"{len(which)} of {len(slopes)} slopes are" if per_unit else f"slope {near[0]:.3g} is"
+        )
         found.append(
             Finding(
                 "near-linear-slope",
@@ -289,7 +295,9 @@ def _site_findings(site: LayerReport, t: Thresholds) -> list[Finding]:
     tiny = [s for s in slopes if abs(s) < t.tiny_slope]
     if tiny:
         which = units_where(lambda s: abs(s) < t.tiny_slope)
-        scope = f"{len(which)} of {len(slopes)} slopes are" if per_unit else f"slope {tiny[0]:.3g} is"
+        scope = (
+            f"{len(which)} of {len(slopes)} slopes are" if per_unit else f"slope {tiny[0]:.3g} is"
+        )
         found.append(
             Finding(
                 "tiny-slope",

@@ -9,12 +9,12 @@ device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from deadcheck.activations import ActivationCall
-from deadcheck.statistics import Slope, SiteStats
+from deadcheck.statistics import SiteStats, Slope
 from deadcheck.units import Layout, resolve_axis
 
 __all__ = ["SiteCounter", "count_units"]
@@ -40,6 +40,10 @@ def count_units(
     return zeros, nonfinite, saturated
 
 
+def _per_channel_prelu(call: ActivationCall) -> bool:
+    return isinstance(call.slope, torch.Tensor) and call.slope.numel() > 1
+
+
 @dataclass
 class SiteCounter:
     """Running counts for one site (module path + occurrence in the forward pass)."""
@@ -57,7 +61,6 @@ class SiteCounter:
     shape: tuple[int, ...]
     positions: int = 0
     calls: int = 0
-    _device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
     def create(
@@ -74,6 +77,8 @@ class SiteCounter:
         if x.is_quantized:
             raise TypeError("quantized activations are not supported; record the float model")
         ndim = max(x.ndim, 1)
+        if axis is None and _per_channel_prelu(call) and ndim >= 2:
+            axis = 1  # torch applies a per-channel PReLU weight along axis 1, whatever the layout
         if axis is None:
             axis = resolve_axis(ndim, layout)
         elif not -ndim <= axis < ndim:
@@ -102,7 +107,6 @@ class SiteCounter:
             saturate_at=call.saturate_at,
             slope=None,
             shape=tuple(x.shape),
-            _device=x.device,
         )
         counter.add(call, x)
         return counter
@@ -110,7 +114,7 @@ class SiteCounter:
     def add(self, call: ActivationCall, x: torch.Tensor) -> None:
         """Add the counts of one more call."""
         units = int(x.shape[self.axis]) if x.ndim else 1
-        if x.ndim and self.axis >= x.ndim or units != self.units:
+        if (x.ndim and self.axis >= x.ndim) or units != self.units:
             raise ValueError(
                 f"this site had {self.units} units on axis {self.axis} and now sees shape "
                 f"{tuple(x.shape)}; pass unit_axis= for it"

@@ -157,7 +157,9 @@ class Recorder:
                     module.register_forward_pre_hook(self._make_pre_hook(key), with_kwargs=True)
                 )
                 self._handles.append(
-                    module.register_forward_hook(self._make_post_hook(key, layout), always_call=True)
+                    module.register_forward_hook(
+                        self._make_post_hook(key, layout), always_call=True
+                    )
                 )
         except BaseException:
             self.detach()
@@ -264,7 +266,10 @@ class Recorder:
         """Copy the counts to the host (one transfer per device) as frozen :class:`Stats`."""
         named = self.counters()
         hosts = SiteCounter.to_host([c for _, c in named])
-        sites = tuple(counter.site_stats(name, host) for (name, counter), host in zip(named, hosts))
+        sites = tuple(
+            counter.site_stats(name, host)
+            for (name, counter), host in zip(named, hosts, strict=True)
+        )
         problems = tuple(f"{name}: {why}" for name, why in self._problems.items())
         return Stats(
             sites=sites,
@@ -294,4 +299,3 @@ def record(
     never touched, and nothing is stored on it.
     """
     return Recorder(model, unit_axis=unit_axis, target=target)
-

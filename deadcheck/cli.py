@@ -1,0 +1,268 @@
+"""The ``deadcheck`` command line: a thin layer over the library.
+
+Each command parses its options, calls the library (``load_target``,
+``scan``, ``render``, ``swap``), and maps failures to the documented exit
+codes: 0 done, 1 findings at or above ``--fail-on``, 2 bad usage or input
+(one line, no traceback), 3 the user's model failed (its own traceback).
+torch is imported inside the commands so that ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from deadcheck import __version__
+from deadcheck.errors import EXIT_FINDINGS, InputError, ModelError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _user_frames(error: BaseException) -> str:
+    """The traceback of the user's error without deadcheck's and torch's module-call frames."""
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    keep: list[str] = []
+    for line in lines:
+        if line.startswith('  File "') and (
+            _PACKAGE_DIR in line
+            or f"{os.sep}torch{os.sep}nn{os.sep}modules{os.sep}module.py" in line
+        ):
+            continue
+        keep.append(line)
+    return "".join(keep)
+
+
+def _handle_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as error:
+            click.echo(f"deadcheck: error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except ModelError as error:
+            click.echo(
+                f"deadcheck: your code raised an error while {error.where} "
+                "(traceback from your code follows)",
+                err=True,
+            )
+            click.echo(_user_frames(error.original).rstrip(), err=True)
+            sys.exit(error.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _Progress:
+    """Batches done, on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int) -> None:
+        if self.enabled:
+            of = f"/{self.total}" if self.total else ""
+            click.echo(f"\rdeadcheck: batch {done}{of}", err=True, nl=False)
+
+    def close(self) -> None:
+        if self.enabled:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+def _device(text: str | None) -> Any:
+    if text is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise InputError(f"--device {text!r} is not a device (try cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {text} asked for CUDA, but torch sees no CUDA device here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {text} asked for MPS, but it is not available here")
+    return device
+
+
+def _unit_axes(pairs: tuple[str, ...]) -> dict[str, int]:
+    axes: dict[str, int] = {}
+    for pair in pairs:
+        name, sep, axis = pair.rpartition("=")
+        try:
+            axes[name] = int(axis)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise InputError(f"--unit-axis {pair!r} must look like SITE=AXIS (e.g. encoder.act=1)")
+    return axes
+
+
+def _input_options(func: F) -> F:
+    """The options that say which model to load and what to feed it (scan and swap)."""
+    options = [
+        click.argument("target"),
+        click.option("--weights", type=click.Path(dir_okay=False), help="State dict to load."),
+        click.option(
+            "--unsafe-pickle",
+            is_flag=True,
+            help="Allow --weights files that need pickled code (runs code from the file).",
+        ),
+        click.option("--input-shape", help="Random inputs of this shape, e.g. 8,3,224,224."),
+        click.option(
+            "--batches", type=int, help="Number of batches to feed [default: all, or 4 random]."
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Seed for random inputs."
+        ),
+        click.option("--device", help="cpu, cuda, cuda:1, ... [default: the model's own]."),
+        click.option("--train", is_flag=True, help="Scan in training mode (default: eval mode)."),
+        click.option(
+            "--unit-axis",
+            "unit_axis",
+            multiple=True,
+            metavar="SITE=AXIS",
+            help="Override the unit axis of a site (repeatable).",
+        ),
+        click.option(
+            "--dying",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="Dead share at which a layer is dying.",
+        ),
+        click.option(
+            "--near-linear",
+            type=float,
+            default=0.3,
+            show_default=True,
+            help="Band around 1 in which a slope is near-linear.",
+        ),
+        click.option(
+            "--tiny-slope",
+            type=float,
+            default=0.005,
+            show_default=True,
+            help="Slopes below this are leaky in name only.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_scan(
+    target_spec: str,
+    *,
+    weights: str | None,
+    unsafe_pickle: bool,
+    input_shape: str | None,
+    batches: int | None,
+    seed: int,
+    device: str | None,
+    train: bool,
+    unit_axis: tuple[str, ...],
+    dying: float,
+    near_linear: float,
+    tiny_slope: float,
+) -> tuple[Any, Any, Any]:
+    """Load, feed and analyse; returns (target, report, device)."""
+    from deadcheck.loading import load_target, load_weights, parse_shape
+    from deadcheck.scanning import inputs_for, scan
+
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    if batches is not None and batches <= 0:
+        raise InputError(f"--batches must be positive, got {batches}")
+    axes = _unit_axes(unit_axis)
+    where = _device(device)
+    import torch
+
+    torch.manual_seed(seed)  # random initial weights come out the same on every run
+    target = load_target(target_spec)
+    if weights is not None:
+        load_weights(target.model, weights, allow_pickle=unsafe_pickle)
+    if where is not None:
+        target.model.to(where)
+    inputs, total = inputs_for(target, input_shape=shape, batches=batches, seed=seed)
+    progress = _Progress(total)
+    try:
+        report = scan(
+            target.model,
+            inputs,
+            device=where,
+            train=train,
+            unit_axis=axes,
+            target=target.name,
+            progress=progress,
+            dying=dying,
+            near_linear=near_linear,
+            tiny_slope=tiny_slope,
+        )
+    except ValueError as error:  # thresholds out of range
+        raise InputError(str(error)) from None
+    finally:
+        progress.close()
+    return target, report, where
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deadcheck")
+def main() -> None:
+    """Find dead and dying ReLU units in a PyTorch model, and repair them."""
+
+
+@main.command("scan")
+@_input_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="Report format.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--all", "all_sites", is_flag=True, help="Table: show every site in forward order.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["warning", "error"]),
+    help="Exit 1 when a finding is at or above this severity.",
+)
+@_handle_errors
+def scan_command(
+    target: str,
+    fmt: str,
+    output: str | None,
+    force: bool,
+    all_sites: bool,
+    fail_on: str | None,
+    **options: Any,
+) -> None:
+    """Scan TARGET for dead units and dying layers.
+
+    TARGET is path/model.py[:NAME], package.module:NAME or torchvision:NAME.
+    """
+    from deadcheck.files import check_writable, write_text_atomic
+    from deadcheck.rendering import render
+
+    if output is not None:
+        check_writable(output, force=force)
+    _, report, _ = _run_scan(target, **options)
+    text = render(report, fmt, all_sites=all_sites)  # type: ignore[arg-type]
+    if output is not None:
+        write_text_atomic(output, text, force=force)
+        click.echo(f"deadcheck: wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    if fail_on is not None and report.fails(fail_on):
+        sys.exit(EXIT_FINDINGS)

@@ -1,0 +1,258 @@
+"""Turn a TARGET string into a model and its inputs, and load weights safely.
+
+TARGET forms: ``path/model.py``, ``path/model.py:NAME``, ``package.module:NAME``
+and ``torchvision:NAME``. A model file defines ``model`` (an ``nn.Module`` or a
+zero-argument callable returning one) and may define ``batches()``,
+``example_input`` or ``example_inputs()``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from deadcheck.errors import InputError, ModelError
+
+__all__ = [
+    "Target",
+    "call_model",
+    "load_target",
+    "load_weights",
+    "parse_shape",
+    "random_batches",
+    "to_device",
+]
+
+#: Input shapes for torchvision models when the user gives none.
+_TORCHVISION_SHAPES = {"inception_v3": (2, 3, 299, 299)}
+_TORCHVISION_DEFAULT = (2, 3, 224, 224)
+
+
+@dataclass
+class Target:
+    """A loaded model and what it brought to feed it."""
+
+    name: str
+    model: nn.Module
+    batches: Callable[[], Iterable[Any]] | None = None
+    example: Any = None
+    default_shape: tuple[int, ...] | None = None
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"8,3,224,224"`` (or ``8x3x224x224``) as a tuple of positive ints."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"--input-shape {text!r} is not a comma-separated list of integers (e.g. 8,3,224,224)"
+        ) from None
+    if not shape or any(d <= 0 for d in shape):
+        raise InputError(f"--input-shape {text!r} must have positive sizes only")
+    return shape
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    module_name = f"deadcheck_target_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        sys.modules.pop(module_name, None)
+        raise InputError(
+            f"{error.filename or path}:{error.lineno}: syntax error: {error.msg}"
+        ) from None
+    except ImportError as error:
+        sys.modules.pop(module_name, None)
+        raise InputError(f"{path}: {type(error).__name__}: {error}") from None
+    except OSError as error:
+        sys.modules.pop(module_name, None)
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    except Exception as error:
+        sys.modules.pop(module_name, None)
+        raise ModelError(f"importing {path}", error) from error
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+    return module
+
+
+def _import_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        raise InputError(f"cannot import {name}: {error}") from None
+    except SyntaxError as error:
+        raise InputError(f"{error.filename}:{error.lineno}: syntax error: {error.msg}") from None
+    except Exception as error:
+        raise ModelError(f"importing {name}", error) from error
+
+
+def _build(obj: Any, where: str) -> nn.Module:
+    if isinstance(obj, nn.Module):
+        return obj
+    if callable(obj):
+        try:
+            built = obj()
+        except TypeError as error:
+            raise InputError(f"{where} is callable but not with zero arguments: {error}") from None
+        except Exception as error:
+            raise ModelError(f"building {where}", error) from error
+        if isinstance(built, nn.Module):
+            return built
+        raise InputError(f"{where}() returned {type(built).__name__}, not an nn.Module")
+    raise InputError(f"{where} is a {type(obj).__name__}, not an nn.Module")
+
+
+def _from_namespace(module: ModuleType, attr: str, label: str, name: str) -> Target:
+    if not hasattr(module, attr):
+        raise InputError(f"{label} defines no {attr!r}")
+    model = _build(getattr(module, attr), f"{label}:{attr}")
+    batches = getattr(module, "batches", None)
+    if batches is not None and not callable(batches):
+        raise InputError(f"{label}: batches must be a function that returns an iterable")
+    example = getattr(module, "example_input", None)
+    if example is None and callable(getattr(module, "example_inputs", None)):
+        try:
+            example = module.example_inputs()
+        except Exception as error:
+            raise ModelError(f"{label}: example_inputs()", error) from error
+    return Target(name=name, model=model, batches=batches, example=example)
+
+
+def _torchvision(name: str) -> Target:
+    import torchvision
+
+    available = set(torchvision.models.list_models())
+    if name not in available:
+        close = difflib.get_close_matches(name.lower(), sorted(available), n=5, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InputError(f"torchvision has no model {name!r}{hint}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        kwargs: dict[str, Any] = {}
+        if name in ("googlenet", "inception_v3"):
+            kwargs["init_weights"] = False
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    return Target(
+        name=f"torchvision:{name}",
+        model=model,
+        default_shape=_TORCHVISION_SHAPES.get(name, _TORCHVISION_DEFAULT),
+    )
+
+
+def load_target(spec: str) -> Target:
+    """Load TARGET; bad input raises :class:`InputError`, the user's code :class:`ModelError`."""
+    if spec.startswith("torchvision:"):
+        return _torchvision(spec.split(":", 1)[1])
+    if spec.endswith(".py") or ".py:" in spec:
+        file, _, attr = spec.rpartition(":") if ".py:" in spec else (spec, "", "model")
+        path = Path(file)
+        return _from_namespace(_import_file(path), attr, str(path), spec)
+    if ":" in spec:
+        module_name, attr = spec.rsplit(":", 1)
+        return _from_namespace(_import_module(module_name), attr, module_name, spec)
+    if Path(spec).exists():
+        raise InputError(f"{spec}: expected a .py file, package.module:NAME or torchvision:NAME")
+    raise InputError(
+        f"no such target {spec!r}: expected path/model.py, package.module:NAME or torchvision:NAME"
+    )
+
+
+def _state_dict_from(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, dict) and inner and all(isinstance(k, str) for k in inner):
+                obj = inner
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"{path} holds no state dict (a mapping of names to tensors)")
+    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel/DDP
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = False) -> None:
+    """Load a state dict into ``model`` with ``weights_only=True`` unless ``allow_pickle``.
+
+    A checkpoint that needs pickled code is refused; one that does not fit
+    names the first missing and unexpected keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such weights file: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except Exception as error:
+        text = str(error)
+        if not allow_pickle and ("weights_only" in text or "Unpickl" in type(error).__name__):
+            raise InputError(
+                f"{path} needs pickled code to load, which can run anything; "
+                "pass --unsafe-pickle only if you trust the file"
+            ) from None
+        raise InputError(f"cannot load {path}: {text.splitlines()[0] if text else error}") from None
+    state = _state_dict_from(obj, path)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"{len(result.missing_keys)} missing (first: {result.missing_keys[0]})")
+        if result.unexpected_keys:
+            parts.append(
+                f"{len(result.unexpected_keys)} unexpected (first: {result.unexpected_keys[0]})"
+            )
+        raise InputError(f"{path} does not fit the model: keys " + ", ".join(parts))
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """``batch`` with every tensor in it moved to ``device`` (tuples, lists, dicts kept)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, tuple):
+        return tuple(to_device(b, device) for b in batch)
+    if isinstance(batch, list):
+        return [to_device(b, device) for b in batch]
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def call_model(model: nn.Module, batch: Any) -> Any:
+    """Feed one batch: a tensor as is, a tuple or list as positional, a dict as keyword args."""
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    if isinstance(batch, dict):
+        return model(**batch)
+    return model(batch)
+
+
+def random_batches(
+    shape: tuple[int, ...], count: int, *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> Iterator[torch.Tensor]:
+    """``count`` standard-normal batches of ``shape``, reproducible from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        yield torch.randn(shape, generator=generator, dtype=dtype)

@@ -1,0 +1,176 @@
+"""Show a :class:`~deadcheck.analysis.Report` as a terminal table, JSON or Markdown.
+
+Pure text in, text out, deterministic for a given report and width, so the
+command line's output can be kept as golden files.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Literal
+
+from deadcheck.analysis import SEVERITIES, LayerReport, Report
+
+__all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_table"]
+
+Format = Literal["table", "json", "markdown"]
+FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
+
+#: Sites shown by the table without ``--all``.
+TABLE_ROWS = 15
+
+
+def _pct(x: float) -> str:
+    """A whole percentage that never rounds a partial share to 0% or 100%."""
+    if 0 < x < 0.005:
+        return "<1%"
+    if 0.995 <= x < 1:
+        return ">99%"
+    return f"{100 * x:.0f}%"
+
+
+def _slope_text(layer: LayerReport) -> str:
+    slope = layer.slope
+    if slope is None:
+        return "-"
+    if isinstance(slope, tuple):
+        return (
+            f"{min(slope):.2g}..{max(slope):.2g}" if min(slope) != max(slope) else f"{slope[0]:.3g}"
+        )
+    return f"{slope:.3g}"
+
+
+def _severity_rank(report: Report, site: str) -> int:
+    ranks = [SEVERITIES.index(f.severity) for f in report.findings_for(site)]
+    return max(ranks) + 1 if ranks else 0
+
+
+def _fit(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    head = keep // 3
+    return text[:head] + "…" + text[len(text) - (keep - head) :]
+
+
+def _summary(report: Report) -> str:
+    counts = {s: sum(f.severity == s for f in report.findings) for s in reversed(SEVERITIES)}
+    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
+    findings = ", ".join(parts) if parts else "no findings"
+    partial = " (partial: interrupted)" if report.partial else ""
+    sites = len(report.layers)
+    return (
+        f"{report.target or 'model'}: {report.samples} samples, "
+        f"{sites} site{'s' if sites != 1 else ''}, {findings}{partial}"
+    )
+
+
+def render_table(report: Report, *, all_sites: bool = False, width: int = 80) -> str:
+    """A plain-text report that reads well at ``width`` columns.
+
+    Findings come first, worst first; then the sites, worst first and cut to
+    :data:`TABLE_ROWS` unless ``all_sites`` (then every site in forward order).
+    """
+    lines = [_summary(report)]
+    if not report.layers:
+        lines.append("no ReLU-family activation ran in this model: nothing to check")
+        return "\n".join(lines) + "\n"
+    if report.findings:
+        lines += ["", "findings"]
+        order = sorted(
+            enumerate(report.findings),
+            key=lambda p: (-SEVERITIES.index(p[1].severity), p[0]),
+        )
+        folded: dict[str, int] = {}
+        for _, finding in order:
+            if finding.severity == "info" and not all_sites:
+                folded[finding.code] = folded.get(finding.code, 0) + 1
+                continue
+            head = f"  {finding.severity.upper():<8}{finding.code:<18}"
+            lines.append(head + _fit(finding.site, width - len(head)))
+            lines += textwrap.wrap(
+                finding.message, width, initial_indent=" " * 10, subsequent_indent=" " * 10
+            )
+        for code, n in folded.items():
+            lines.append(
+                f"  {'INFO':<8}{code:<18}at {n} site{'s' if n != 1 else ''} (--all lists them)"
+            )
+    for problem in report.problems:
+        lines.append(f"  note: {problem}")
+    numbers = f"{'kind':<10}{'units':>6}{'dead':>6}{'dead%':>7}{'zero%':>7}  {'slope':<9}"
+    name_width = max(12, width - len(numbers) - 1)
+    lines += ["", f"{'site':<{name_width}} {numbers}".rstrip()]
+    layers = list(report.layers)
+    if not all_sites:
+        layers.sort(
+            key=lambda layer: (
+                -_severity_rank(report, layer.name),
+                -layer.dead_fraction,
+                -layer.mean_zero_fraction,
+            )
+        )
+        layers = layers[:TABLE_ROWS]
+    for layer in layers:
+        row = (
+            f"{_fit(layer.name, name_width):<{name_width}} {layer.kind[:9]:<10}{layer.units:>6}"
+            f"{len(layer.dead_units):>6}{_pct(layer.dead_fraction):>7}"
+            f"{_pct(layer.mean_zero_fraction):>7}  {_slope_text(layer):<9}"
+        )
+        lines.append(row.rstrip())
+    hidden = len(report.layers) - len(layers)
+    if hidden:
+        lines.append(f"... {hidden} more site{'s' if hidden != 1 else ''} (--all shows every site)")
+    lines.append("")
+    lines.append("zero% is the mean share of inputs <= 0 per unit; dead units had no input > 0.")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: Report) -> str:
+    """The JSON report (schema ``deadcheck.report/1``)."""
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(report: Report) -> str:
+    """A Markdown summary for pull requests and CI job summaries: every site, every finding."""
+    lines = ["# deadcheck report", "", _summary(report), ""]
+    if report.findings:
+        lines += ["## Findings", "", "| severity | code | site | message |", "|---|---|---|---|"]
+        for f in sorted(report.findings, key=lambda f: -SEVERITIES.index(f.severity)):
+            lines.append(
+                f"| {f.severity} | `{f.code}` | `{_md_escape(f.site)}` | {_md_escape(f.message)} |"
+            )
+        lines.append("")
+    if report.layers:
+        lines += [
+            "## Sites",
+            "",
+            "| site | kind | units | dead | dead % | mean zero % | slope |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for layer in report.layers:
+            lines.append(
+                f"| `{_md_escape(layer.name)}` | {layer.kind} | {layer.units} | "
+                f"{len(layer.dead_units)} | {_pct(layer.dead_fraction)} | "
+                f"{_pct(layer.mean_zero_fraction)} | {_slope_text(layer)} |"
+            )
+    else:
+        lines.append("No ReLU-family activation ran in this model: nothing to check.")
+    return "\n".join(lines) + "\n"
+
+
+def render(
+    report: Report, fmt: Format = "table", *, all_sites: bool = False, width: int = 80
+) -> str:
+    """``report`` in one of :data:`FORMATS`."""
+    if fmt == "table":
+        return render_table(report, all_sites=all_sites, width=width)
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "markdown":
+        return render_markdown(report)
+    raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -1,0 +1,128 @@
+"""One call that does what ``deadcheck scan`` does: feed batches, record, analyze.
+
+The model is run without gradients and, unless ``train=True``, in eval mode;
+the training flag of every submodule is restored afterwards. Errors raised by
+the user's model or batches come out as :class:`~deadcheck.errors.ModelError`
+so a caller can tell them from deadcheck's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from itertools import islice
+from typing import Any
+
+import torch
+from torch import nn
+
+from deadcheck.analysis import Report, analyze
+from deadcheck.errors import InputError, ModelError
+from deadcheck.loading import Target, call_model, random_batches, to_device
+from deadcheck.recording import record
+
+__all__ = ["inputs_for", "model_device", "scan"]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a stateless model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def _mode(model: nn.Module, train: bool) -> Iterator[None]:
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.train(train)
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def inputs_for(
+    target: Target,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    batches: int | None = None,
+    seed: int = 0,
+) -> tuple[Iterable[Any], int | None]:
+    """The batches a scan of ``target`` feeds, and how many (None when unknown).
+
+    An explicit ``input_shape`` wins; then the target's ``batches()``, then its
+    example input, then the default shape of a torchvision model.
+    """
+    if batches is not None and batches <= 0:
+        raise InputError(f"--batches must be positive, got {batches}")
+    if input_shape is None and target.batches is not None:
+        try:
+            source = target.batches()
+        except Exception as error:
+            raise ModelError(f"{target.name}: batches()", error) from error
+        return (source if batches is None else islice(source, batches)), batches
+    if input_shape is None and target.example is not None:
+        return [target.example], 1
+    shape = input_shape or target.default_shape
+    if shape is None:
+        raise InputError(
+            f"{target.name} brings no inputs: define batches() or example_input in it, "
+            "or pass --input-shape"
+        )
+    count = batches or 4
+    return random_batches(shape, count, seed=seed), count
+
+
+def scan(
+    model: nn.Module,
+    inputs: Iterable[Any],
+    *,
+    device: torch.device | str | None = None,
+    train: bool = False,
+    unit_axis: Mapping[str, int] | None = None,
+    target: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    **thresholds: float,
+) -> Report:
+    """Record ``model`` on every batch of ``inputs`` and return the analysed report.
+
+    A tensor batch is passed as is, a tuple or list as positional arguments, a
+    dict as keyword arguments. Ctrl-C stops early and returns what was seen,
+    marked ``partial``.
+    """
+    where = torch.device(device) if device is not None else model_device(model)
+    seen = 0
+    partial = False
+    iterator = iter(inputs)
+    with (
+        _mode(model, train),
+        torch.no_grad(),
+        record(model, unit_axis=unit_axis, target=target) as recorder,
+    ):
+        while True:
+            try:
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as error:
+                    raise ModelError("reading the next batch", error) from error
+                try:
+                    call_model(model, to_device(batch, where))
+                except Exception as error:
+                    raise ModelError(f"forward pass on batch {seen}", error) from error
+            except KeyboardInterrupt:
+                partial = True
+                break
+            seen += 1
+            if progress is not None:
+                progress(seen)
+    if seen == 0 and not partial:
+        raise InputError("there were no batches to feed the model (batches() yielded nothing)")
+    stats = recorder.stats()
+    if partial:
+        from dataclasses import replace
+
+        stats = replace(stats, partial=True)
+    return analyze(stats, **thresholds)

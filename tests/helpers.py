@@ -1,0 +1,105 @@
+"""Hand-set models with planted dead units, and a brute-force reference recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def linear(weight: Sequence[Sequence[float]], bias: Sequence[float]) -> nn.Linear:
+    """A Linear layer with exactly these weights (out x in) and biases."""
+    w = torch.tensor(weight, dtype=torch.float32)
+    layer = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    return layer
+
+
+def conv(cls: type[nn.Module], weight: Sequence[float], bias: Sequence[float]) -> nn.Module:
+    """A 1x1 convolution from one input channel with these per-channel weights and biases."""
+    out = len(weight)
+    layer = cls(1, out, 1)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight).reshape(layer.weight.shape))
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    return layer
+
+
+#: The functional forms, by the name deadcheck reports them under.
+FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "F.relu": F.relu,
+    "F.relu-inplace": lambda x: F.relu(x.clone(), inplace=True),
+    "torch.relu": torch.relu,
+    "torch.relu_": lambda x: torch.relu_(x.clone()),
+    "Tensor.relu": lambda x: x.relu(),
+    "Tensor.relu_": lambda x: x.clone().relu_(),
+    "F.relu6": F.relu6,
+    "F.leaky_relu": lambda x: F.leaky_relu(x, 0.2),
+    "F.leaky_relu-inplace": lambda x: F.leaky_relu(x.clone(), 0.2, inplace=True),
+    "F.prelu": lambda x: F.prelu(x, torch.tensor([0.25])),
+    "F.rrelu": lambda x: F.rrelu(x, training=False),
+}
+
+
+class Functional(nn.Module):
+    """Applies one functional activation in its own forward (a functional site)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "ReLU": nn.ReLU,
+    "ReLU-inplace": lambda: nn.ReLU(inplace=True),
+    "ReLU6": nn.ReLU6,
+    "LeakyReLU": lambda: nn.LeakyReLU(0.1),
+    "PReLU": nn.PReLU,
+    "RReLU": nn.RReLU,
+}
+
+
+class Reference:
+    """Stores every input of the watched activation modules and counts on the host.
+
+    Independent of deadcheck's machinery: plain forward pre-hooks, full copies
+    of every activation, counting in float64 numpy-free torch on the CPU.
+    """
+
+    def __init__(self, model: nn.Module, axes: dict[str, int] | None = None) -> None:
+        self.inputs: dict[str, list[torch.Tensor]] = {}
+        self.handles = []
+        self.axes = axes or {}
+        for name, module in model.named_modules():
+            if isinstance(
+                module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, Functional)
+            ):
+                self.handles.append(module.register_forward_pre_hook(self._hook(name)))
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            self.inputs.setdefault(name, []).append(args[0].detach().clone().cpu())
+
+        return hook
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def counts(self, name: str, axis: int) -> tuple[list[int], list[int], int]:
+        """(zeros per unit, nonfinite per unit, positions per unit) over every stored call."""
+        flat = torch.cat(
+            [x.movedim(axis, -1).reshape(-1, x.shape[axis]) for x in self.inputs[name]]
+        )
+        flat = flat.double()
+        zeros = (flat <= 0).sum(0).tolist()
+        nonfinite = (~torch.isfinite(flat)).sum(0).tolist()
+        return zeros, nonfinite, flat.shape[0]

@@ -1,0 +1,3 @@
+from torch import nn
+
+model = nn.Sequential(nn.Linear(3, 2), nn.ReLU())

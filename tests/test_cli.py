@@ -1,0 +1,199 @@
+"""The command line: golden outputs and the contract's exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from deadcheck.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+T = "tests/targets"
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+class Custom:
+    """Saving an instance makes a checkpoint that only full unpickling can load."""
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+GOLDEN = [
+    ("planted.table.txt", ["scan", f"{T}/planted.py"]),
+    ("planted.all.txt", ["scan", f"{T}/planted.py", "--all"]),
+    ("planted.json", ["scan", f"{T}/planted.py", "--format", "json"]),
+    ("planted.md", ["scan", f"{T}/planted.py", "--format", "markdown"]),
+    ("planted.dying-0.75.txt", ["scan", f"{T}/planted.py", "--dying", "0.75"]),
+    ("no_relu.txt", ["scan", f"{T}/no_relu.py"]),
+    ("structured.txt", ["scan", f"{T}/structured.py"]),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), GOLDEN, ids=[g[0] for g in GOLDEN])
+def test_golden_output(name: str, args: list[str], golden) -> None:
+    code, out, err = run(*args)
+    assert code == 0, err
+    golden(name, out)
+
+
+def test_json_stdout_is_json_alone_with_exact_counts() -> None:
+    code, out, _ = run("scan", f"{T}/planted.py", "--format", "json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["samples"] == 8
+    sites = {s["name"]: s for s in data["sites"]}
+    assert sites["act1"]["zero_fraction"] == [0.5, 0.5, 1.0, 1.0]
+    assert sites["act1"]["dead_units"] == [2, 3]
+    assert sites["act2"]["dead_fraction"] == 1.0
+    assert sites["act3"]["slope"] == pytest.approx(0.9)
+    codes = [(f["code"], f["site"]) for f in data["findings"]]
+    assert codes == [
+        ("dying-layer", "act1"),
+        ("dead-layer", "act2"),
+        ("near-linear-slope", "act3"),
+    ]
+
+
+EXIT_CODES = [
+    ("fail-on-error", ["scan", f"{T}/planted.py", "--fail-on", "error"], 1, ""),
+    ("fail-on-warning", ["scan", f"{T}/planted.py", "--fail-on", "warning"], 1, ""),
+    ("no-findings-pass", ["scan", f"{T}/no_relu.py", "--fail-on", "info"], 2, "Invalid value"),
+    ("missing-file", ["scan", f"{T}/nope.py"], 2, "no such file"),
+    ("unknown-target", ["scan", "nope"], 2, "no such target"),
+    ("syntax-error", ["scan", f"{T}/syntax_error.py"], 2, "syntax error"),
+    ("import-error", ["scan", f"{T}/import_error.py"], 2, "ModuleNotFoundError"),
+    ("no-model", ["scan", f"{T}/no_model.py"], 2, "defines no 'model'"),
+    ("not-a-module", ["scan", f"{T}/not_module.py"], 2, "not an nn.Module"),
+    ("no-inputs", ["scan", f"{T}/no_inputs.py"], 2, "--input-shape"),
+    ("empty-batches", ["scan", f"{T}/empty_batches.py"], 2, "no batches"),
+    ("bad-shape", ["scan", f"{T}/no_inputs.py", "--input-shape", "2,x"], 2, "--input-shape"),
+    ("zero-shape", ["scan", f"{T}/no_inputs.py", "--input-shape", "2,0"], 2, "positive"),
+    (
+        "zero-batches",
+        ["scan", f"{T}/no_inputs.py", "--input-shape", "2,3", "--batches", "0"],
+        2,
+        "--batches",
+    ),
+    ("bad-format", ["scan", f"{T}/planted.py", "--format", "xml"], 2, "Invalid value"),
+    ("bad-device", ["scan", f"{T}/planted.py", "--device", "toaster"], 2, "--device"),
+    ("bad-unit-axis", ["scan", f"{T}/planted.py", "--unit-axis", "act1"], 2, "SITE=AXIS"),
+    ("bad-threshold", ["scan", f"{T}/planted.py", "--dying", "2"], 2, "dying"),
+    ("model-raises", ["scan", f"{T}/raising.py"], 3, "shapes do not line up"),
+    ("unknown-torchvision", ["scan", "torchvision:resnet999"], 2, "did you mean"),
+    ("random-inputs", ["scan", f"{T}/no_inputs.py", "--input-shape", "4,3"], 0, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"), [e[1:] for e in EXIT_CODES], ids=[e[0] for e in EXIT_CODES]
+)
+def test_exit_codes(args: list[str], code: int, text: str) -> None:
+    got, _, err = run(*args)
+    assert got == code, err
+    assert text in err
+    if code == 2:
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) <= 4  # click usage errors add a usage line
+
+
+def test_model_error_shows_users_traceback_marked_as_theirs() -> None:
+    _, _, err = run("scan", f"{T}/raising.py")
+    assert "your code raised an error while forward pass on batch 0" in err
+    assert "raising.py" in err and "in helper" in err
+    assert "deadcheck/scanning.py" not in err  # our frames are not the user's concern
+
+
+def test_no_cuda_here_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run("scan", f"{T}/planted.py", "--device", "cuda")
+    assert code == 2 and "no CUDA device" in err
+
+
+def test_output_file_is_written_and_never_overwritten_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    code, stdout, _ = run("scan", f"{T}/planted.py", "--format", "json", "-o", str(out))
+    assert code == 0 and stdout == ""
+    assert json.loads(out.read_text())["schema"] == "deadcheck.report/1"
+    out.write_text("precious")
+    code, _, err = run("scan", f"{T}/planted.py", "-o", str(out))
+    assert code == 2 and "--force" in err
+    assert out.read_text() == "precious"
+    code, _, _ = run("scan", f"{T}/planted.py", "-o", str(out), "--force")
+    assert code == 0 and out.read_text().startswith(f"{T}/planted.py")
+
+
+def test_weights_are_loaded_with_weights_only(tmp_path: Path) -> None:
+    import torch
+
+    sys.path.insert(0, str(ROOT / T))
+    try:
+        from planted import Planted
+    finally:
+        sys.path.pop(0)
+    model = Planted()
+    with torch.no_grad():
+        model.hidden.bias.fill_(100.0)  # revive the dead layer
+    good = tmp_path / "good.pt"
+    torch.save(model.state_dict(), good)
+    code, out, _ = run("scan", f"{T}/planted.py", "--weights", str(good), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["sites"][1]["dead_units"] == []
+
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"encoder.weight": torch.zeros(4, 1), "extra": torch.zeros(1)}, wrong)
+    code, _, err = run("scan", f"{T}/planted.py", "--weights", str(wrong))
+    assert (
+        code == 2 and "missing (first: encoder.bias)" in err and "unexpected (first: extra)" in err
+    )
+
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"state": Custom()}, pickled)
+    code, _, err = run("scan", f"{T}/planted.py", "--weights", str(pickled))
+    assert code == 2 and "--unsafe-pickle" in err
+
+
+def test_table_fits_80_columns_for_121_sites() -> None:
+    code, out, _ = run(
+        "scan", "torchvision:densenet121", "--input-shape", "1,3,32,32", "--batches", "1", "--all"
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "121 sites" in lines[0]
+    assert sum(1 for line in lines if " ReLU " in line) == 121
+
+
+def test_console_script_and_module_entry_points() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for cmd in (["deadcheck"], [sys.executable, "-m", "deadcheck"]):
+        done = subprocess.run(
+            [*cmd, "scan", f"{T}/planted.py", "--fail-on", "error"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "dead-layer" in done.stdout
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from deadcheck.cli import main; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
