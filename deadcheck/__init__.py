@@ -25,6 +25,11 @@ _EXPORTS = {
     "scan": "deadcheck.scanning",
     "load_target": "deadcheck.loading",
     "render": "deadcheck.rendering",
+    "swap": "deadcheck.swapping",
+    "plan_swap": "deadcheck.swapping",
+    "apply_plan": "deadcheck.swapping",
+    "SwapPlan": "deadcheck.swapping",
+    "SwapError": "deadcheck.swapping",
 }
 
 __all__ = [
@@ -35,13 +40,18 @@ __all__ = [
     "Report",
     "SiteStats",
     "Stats",
+    "SwapError",
+    "SwapPlan",
     "Thresholds",
     "__version__",
     "analyze",
+    "apply_plan",
     "load_target",
+    "plan_swap",
     "record",
     "render",
     "scan",
+    "swap",
 ]
 
 if TYPE_CHECKING:
@@ -51,6 +61,7 @@ if TYPE_CHECKING:
     from deadcheck.rendering import render
     from deadcheck.scanning import scan
     from deadcheck.statistics import SiteStats, Stats
+    from deadcheck.swapping import SwapError, SwapPlan, apply_plan, plan_swap, swap
 
 
 def __getattr__(name: str) -> Any:

@@ -98,6 +98,7 @@ class LayerReport:
     calls: int = 0
     module: str = ""
     function: str | None = None
+    caller: str | None = None
 
     @property
     def mean_zero_fraction(self) -> float:
@@ -121,6 +122,7 @@ class LayerReport:
             calls=site.calls,
             module=site.module,
             function=site.function,
+            caller=site.caller,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class LayerReport:
             "kind": self.kind,
             "module": self.module,
             "function": self.function,
+            "caller": self.caller,
             "units": self.units,
             "unit_axis": self.unit_axis,
             "calls": self.calls,

@@ -266,3 +266,117 @@ def scan_command(
         click.echo(text, nl=False)
     if fail_on is not None and report.fails(fail_on):
         sys.exit(EXIT_FINDINGS)
+
+
+_HOWTO = """\
+deadcheck swapped {count} site(s) to {becomes} ({added} parameters added).
+
+In your training script, build the model as before, then:
+
+    model = deadcheck.swap(model, plan="{folder}/swap_plan.json")
+    model.load_state_dict(torch.load("{folder}/state_dict.pt", weights_only=True))
+"""
+
+
+@main.command("swap")
+@_input_options
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["leaky_relu", "prelu"]),
+    required=True,
+    help="What the chosen ReLU sites become.",
+)
+@click.option(
+    "--sites",
+    default="flagged",
+    show_default=True,
+    metavar="flagged|all|NAME,...",
+    help="flagged: sites with a dead or dying finding; all: every ReLU site; or site names.",
+)
+@click.option(
+    "--negative-slope", type=float, default=0.01, show_default=True, help="LeakyReLU slope."
+)
+@click.option(
+    "--init", "init", type=float, default=0.25, show_default=True, help="PReLU initial slope."
+)
+@click.option("--shared-slope", is_flag=True, help="PReLU: one slope per site, not per channel.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for the state dict, the swap plan and how to use them.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@_handle_errors
+def swap_command(
+    target: str,
+    to: str,
+    sites: str,
+    negative_slope: float,
+    init: float,
+    shared_slope: bool,
+    output: str,
+    force: bool,
+    **options: Any,
+) -> None:
+    """Swap ReLU sites of TARGET for LeakyReLU or PReLU; write the new weights and a plan."""
+    import io
+
+    import torch
+
+    from deadcheck.files import check_folder_writable, write_folder_atomic
+    from deadcheck.swapping import SwapError, apply_plan, plan_swap
+
+    check_folder_writable(output, force=force)
+    loaded, report, _ = _run_scan(target, **options)
+    chosen: Any = None if sites == "all" else report if sites == "flagged" else sites.split(",")
+    try:
+        plan = plan_swap(
+            loaded.model,
+            to,
+            chosen,
+            negative_slope=negative_slope,
+            init=init,
+            per_channel=not shared_slope,
+            report=report,
+        )
+    except SwapError as error:
+        raise InputError(str(error)) from None
+    if not plan.sites:
+        why = (
+            "no ReLU site has a dead-layer or dying-layer finding"
+            if sites == "flagged"
+            else ("the model has no ReLU site")
+        )
+        click.echo(f"deadcheck: nothing to swap: {why}", err=True)
+        return
+    try:
+        model = apply_plan(loaded.model, plan)
+    except SwapError as error:
+        raise InputError(str(error)) from None
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    becomes = plan.sites[0].becomes
+    howto = _HOWTO.format(
+        count=len(plan.sites), becomes=becomes, added=plan.parameters_added, folder=output
+    )
+    write_folder_atomic(
+        output,
+        {
+            "state_dict.pt": buffer.getvalue(),
+            "swap_plan.json": plan.to_json().encode(),
+            "HOWTO.txt": howto.encode(),
+        },
+        force=force,
+    )
+    for site in plan.sites:
+        detail = (
+            f"{site.num_parameters} slope(s) from {site.slope:g}"
+            if site.becomes == "PReLU"
+            else f"slope {site.slope:g}"
+        )
+        renamed = f" (now {site.new_site})" if site.new_site != site.site else ""
+        click.echo(f"  {site.site}: {site.kind} -> {site.becomes}, {detail}{renamed}")
+    click.echo(howto.rstrip())

@@ -59,6 +59,7 @@ class SiteCounter:
     saturate_at: float | None
     slope: float | torch.Tensor | None
     shape: tuple[int, ...]
+    caller: str | None = None
     positions: int = 0
     calls: int = 0
 
@@ -72,6 +73,7 @@ class SiteCounter:
         axis: int | None,
         module: str,
         family: bool,
+        caller: str | None = None,
     ) -> SiteCounter:
         """A counter shaped for ``x``, already holding the counts of ``x``."""
         if x.is_quantized:
@@ -107,6 +109,7 @@ class SiteCounter:
             saturate_at=call.saturate_at,
             slope=None,
             shape=tuple(x.shape),
+            caller=caller,
         )
         counter.add(call, x)
         return counter
@@ -199,4 +202,5 @@ class SiteCounter:
             saturated=saturated,
             slope=slope,
             shape=self.shape,
+            caller=self.caller,
         )

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 from deadcheck.errors import InputError
 
-__all__ = ["check_writable", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "check_folder_writable",
+    "check_writable",
+    "write_bytes_atomic",
+    "write_folder_atomic",
+    "write_text_atomic",
+]
 
 
 def check_writable(path: str | Path, *, force: bool = False) -> Path:
@@ -42,3 +49,42 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, force: bool = False) ->
 def write_text_atomic(path: str | Path, text: str, *, force: bool = False) -> Path:
     """:func:`write_bytes_atomic` for UTF-8 text."""
     return write_bytes_atomic(path, text.encode("utf-8"), force=force)
+
+
+def check_folder_writable(path: str | Path, *, force: bool = False) -> Path:
+    """``path`` as a Path, refusing an existing folder unless ``force``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} exists and is not a folder")
+    if path.exists() and not force:
+        raise InputError(f"{path} exists; pass --force to replace it")
+    if not path.parent.exists():
+        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+    return path
+
+
+def write_folder_atomic(path: str | Path, files: dict[str, bytes], *, force: bool = False) -> Path:
+    """Write ``files`` into a new folder beside ``path`` and rename it into place.
+
+    With ``force`` an existing folder is replaced only once the new one is
+    complete, so an interruption leaves either the old folder or the new one.
+    """
+    path = check_folder_writable(path, force=force)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    old: Path | None = None
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            old.rmdir()
+            os.replace(path, old)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and old.exists() and not path.exists():
+            os.replace(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path

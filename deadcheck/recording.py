@@ -223,9 +223,11 @@ class Recorder:
     def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
         if not self._stack:
             return
-        key = self._stack[-1]
+        stack = self._stack
+        key = stack[-1]
         path = self._paths[key]
-        base = path if self._family[key] else f"{path}:{call.function}"
+        family = self._family[key]
+        base = path if family else f"{path}:{call.function}"
         index = self._pass_counts.get(base, 0)
         self._pass_counts[base] = index + 1
         if index >= self._max_occurrences.get(base, 0):
@@ -234,8 +236,19 @@ class Recorder:
         try:
             if counter is None:
                 axis = self._unit_axis.get(f"{base}#{index}", self._unit_axis.get(base))
+                # The module whose forward code made the call: where a swap rewrites it.
+                if not family:
+                    caller: str | None = path
+                else:
+                    caller = self._paths[stack[-2]] if len(stack) >= 2 else None
                 counter = SiteCounter.create(
-                    call, x, layout=self._layout, axis=axis, module=path, family=self._family[key]
+                    call,
+                    x,
+                    layout=self._layout,
+                    axis=axis,
+                    module=path,
+                    family=family,
+                    caller=caller,
                 )
                 self._counters[(base, index)] = counter
             else:

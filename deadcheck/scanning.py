@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -21,7 +22,7 @@ from deadcheck.errors import InputError, ModelError
 from deadcheck.loading import Target, call_model, random_batches, to_device
 from deadcheck.recording import record
 
-__all__ = ["inputs_for", "model_device", "scan"]
+__all__ = ["inputs_for", "model_device", "preserved", "scan"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -32,14 +33,26 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @contextmanager
-def _mode(model: nn.Module, train: bool) -> Iterator[None]:
+def preserved(model: nn.Module, train: bool) -> Iterator[None]:
+    """Run ``model`` in train or eval mode and leave no trace of it.
+
+    Training flags and buffers (BatchNorm running statistics, counters) are
+    restored afterwards, and the global random state is forked so dropout in
+    a training-mode scan does not shift the user's random stream.
+    """
     flags = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = [d for d in {b.device for b, _ in buffers} if d.type == "cuda"]
     try:
-        model.train(train)
-        yield
+        with torch.random.fork_rng(devices=devices):
+            model.train(train)
+            yield
     finally:
         for module, flag in flags:
             module.training = flag
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
 
 
 def inputs_for(
@@ -96,7 +109,7 @@ def scan(
     partial = False
     iterator = iter(inputs)
     with (
-        _mode(model, train),
+        preserved(model, train),
         torch.no_grad(),
         record(model, unit_axis=unit_axis, target=target) as recorder,
     ):
@@ -122,7 +135,5 @@ def scan(
         raise InputError("there were no batches to feed the model (batches() yielded nothing)")
     stats = recorder.stats()
     if partial:
-        from dataclasses import replace
-
         stats = replace(stats, partial=True)
     return analyze(stats, **thresholds)

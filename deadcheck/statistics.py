@@ -37,6 +37,8 @@ class SiteStats:
     saturated: tuple[int, ...] | None = None
     slope: Slope = None
     shape: tuple[int, ...] = ()
+    #: Path of the module whose forward code made the call (None: called from outside).
+    caller: str | None = None
 
     @property
     def zero_fraction(self) -> tuple[float, ...]:
@@ -89,6 +91,7 @@ class SiteStats:
             "saturated": None if self.saturated is None else list(self.saturated),
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
             "shape": list(self.shape),
+            "caller": self.caller,
         }
 
 

@@ -95,3 +95,18 @@ def test_torchscript_is_refused_clearly() -> None:
 def test_not_a_module_is_refused() -> None:
     with pytest.raises(TypeError, match=r"nn\.Module"):
         deadcheck.record(lambda x: x)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_scan_restores_buffers_flags_and_random_state(train: bool) -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout())
+    model.train()
+    before = snapshot(model)
+    batches = [torch.randn(5, 3), torch.randn(5, 3)]
+    rng = torch.get_rng_state()
+    deadcheck.scan(model, batches, train=train)
+    after = snapshot(model)
+    assert before[2] == after[2]
+    for key, value in before[0].items():
+        assert torch.equal(value, after[0][key]), key
+    assert torch.equal(rng, torch.get_rng_state())

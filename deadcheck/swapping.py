@@ -1,0 +1,413 @@
+"""Replace ReLU sites with LeakyReLU or PReLU, keeping every other weight.
+
+A swap is two steps, kept apart so the second can be replayed in the user's own
+code without a forward pass:
+
+1. :func:`plan_swap` decides, from a recording, which sites change and what
+   each becomes (a :class:`SwapPlan`, saved as JSON);
+2. :func:`apply_plan` carries the plan out on a model built the same way.
+
+A module site called once per forward pass is simply replaced. A module called
+at several sites (ResNet-50's ``Bottleneck.relu``) and a functional call in
+forward code (``F.relu`` in GoogLeNet's ``BasicConv2d``) need their caller's
+forward rewritten: the caller is traced with ``torch.fx`` (every child a leaf,
+so only the caller's own code is traced) and each call site gets its own
+module. Where that is impossible the swap fails, naming each site and why;
+it never swaps part of what was asked silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.fx
+from torch import nn
+
+from deadcheck.activations import CALLS
+from deadcheck.analysis import LayerReport, Report
+from deadcheck.loading import call_model
+
+__all__ = [
+    "PLAN_SCHEMA",
+    "PlannedSite",
+    "SwapError",
+    "SwapPlan",
+    "apply_plan",
+    "plan_swap",
+    "swap",
+]
+
+PLAN_SCHEMA = "deadcheck.swap-plan/1"
+
+Target = Literal["leaky_relu", "prelu"]
+_ALIASES: dict[str, Target] = {
+    "leaky_relu": "leaky_relu",
+    "leakyrelu": "leaky_relu",
+    "leaky": "leaky_relu",
+    "prelu": "prelu",
+}
+#: Kinds a swap replaces when sites are chosen as "all" or from a report. ReLU6 is left
+#: alone unless named: its cap at 6 is deliberate (quantisation-friendly ranges).
+SWAPPABLE_KINDS = frozenset({"ReLU"})
+#: Findings that make a site worth swapping (a swap does not cure NaNs or slopes).
+_DEAD_CODES = frozenset({"dead-layer", "dying-layer"})
+
+
+class SwapError(ValueError):
+    """The swap cannot be done as asked; the message names each site and why."""
+
+
+@dataclass(frozen=True)
+class PlannedSite:
+    """One site and what it becomes."""
+
+    site: str
+    kind: str
+    module: str
+    function: str | None
+    caller: str | None
+    index: int
+    occurrences: int
+    units: int
+    becomes: str
+    #: LeakyReLU's negative_slope, or PReLU's initial slope.
+    slope: float
+    num_parameters: int = 1
+    inplace: bool = False
+    #: The site's name after the swap (a rewritten call site gets a module of its own).
+    new_site: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SwapPlan:
+    """Which sites change and into what; JSON schema ``deadcheck.swap-plan/1``."""
+
+    to: Target
+    sites: tuple[PlannedSite, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def parameters_added(self) -> int:
+        return sum(s.num_parameters for s in self.sites if s.becomes == "PReLU")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": PLAN_SCHEMA,
+            "to": self.to,
+            "parameters_added": self.parameters_added,
+            "sites": [s.to_dict() for s in self.sites],
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SwapPlan:
+        if data.get("schema") != PLAN_SCHEMA:
+            raise SwapError(f"not a swap plan (schema {data.get('schema')!r}, want {PLAN_SCHEMA})")
+        return cls(
+            to=data["to"],
+            sites=tuple(PlannedSite(**site) for site in data["sites"]),
+            notes=tuple(data.get("notes", ())),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> SwapPlan:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _target(to: str) -> Target:
+    key = to.lower().replace("-", "_")
+    if key not in _ALIASES:
+        raise SwapError(f"cannot swap to {to!r}: choose leaky_relu or prelu")
+    return _ALIASES[key]
+
+
+def _layers_from(model: nn.Module, example_inputs: Any) -> tuple[LayerReport, ...]:
+    from deadcheck.analysis import analyze
+    from deadcheck.recording import record
+    from deadcheck.scanning import preserved
+
+    with preserved(model, model.training), torch.no_grad(), record(model) as rec:
+        call_model(model, example_inputs)
+    return analyze(rec.stats()).layers
+
+
+def _chosen(layers: Sequence[LayerReport], sites: Any) -> list[LayerReport]:
+    if sites is None:
+        return [layer for layer in layers if layer.kind in SWAPPABLE_KINDS]
+    if isinstance(sites, Report):
+        dead = {f.site for f in sites.findings if f.code in _DEAD_CODES}
+        return [layer for layer in layers if layer.name in dead and layer.kind in SWAPPABLE_KINDS]
+    names = [sites] if isinstance(sites, str) else list(sites)
+    by_name = {layer.name: layer for layer in layers}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise SwapError(
+            f"no site named {', '.join(unknown)}; sites are: "
+            + ", ".join(layer.name for layer in layers)
+        )
+    return [by_name[n] for n in names]
+
+
+def _inplace(model: nn.Module, layer: LayerReport) -> bool:
+    if layer.function is not None:
+        return False
+    module = model.get_submodule(layer.module)
+    return bool(getattr(module, "inplace", False))
+
+
+def plan_swap(
+    model: nn.Module,
+    to: str = "leaky_relu",
+    sites: Report | Iterable[str] | str | None = None,
+    *,
+    negative_slope: float = 0.01,
+    init: float = 0.25,
+    per_channel: bool = True,
+    example_inputs: Any = None,
+    report: Report | None = None,
+) -> SwapPlan:
+    """Decide what :func:`swap` changes, without changing anything.
+
+    ``sites``: None for every ReLU site, a list of site names (any kind), or a
+    :class:`Report` (its ReLU sites with a ``dead-layer`` or ``dying-layer``
+    finding). The sites are found in ``report`` (or ``sites`` when it is a
+    Report), else by running ``example_inputs`` through the model once.
+    """
+    target = _target(to)
+    if report is None and isinstance(sites, Report):
+        report = sites
+    if report is not None:
+        layers: Sequence[LayerReport] = report.layers
+    elif example_inputs is not None:
+        layers = _layers_from(model, example_inputs)
+    else:
+        raise SwapError(
+            "swap needs example_inputs= (one batch the model accepts) or a Report, "
+            "to find every site: shared modules and F.relu calls show only in a forward pass"
+        )
+    occurrences: dict[tuple[str, str | None], int] = {}
+    for layer in layers:
+        key = (layer.module, layer.function)
+        occurrences[key] = occurrences.get(key, 0) + 1
+    planned = []
+    for layer in _chosen(layers, sites):
+        index = int(layer.name.rsplit("#", 1)[1]) if "#" in layer.name else 0
+        count = occurrences[(layer.module, layer.function)]
+        prelu = target == "prelu"
+        planned.append(
+            PlannedSite(
+                site=layer.name,
+                kind=layer.kind,
+                module=layer.module,
+                function=layer.function,
+                caller=layer.caller,
+                index=index,
+                occurrences=count,
+                units=layer.units,
+                becomes="PReLU" if prelu else "LeakyReLU",
+                slope=init if prelu else negative_slope,
+                num_parameters=layer.units if prelu and per_channel else 1,
+                inplace=False if prelu else _inplace(model, layer),
+            )
+        )
+    return _with_new_names(SwapPlan(to=target, sites=tuple(planned)))
+
+
+def _new_module(site: PlannedSite, like: torch.Tensor | None) -> nn.Module:
+    if site.becomes == "PReLU":
+        module: nn.Module = nn.PReLU(site.num_parameters, init=site.slope)
+        if like is not None:
+            module = module.to(device=like.device, dtype=like.dtype)
+        return module
+    return nn.LeakyReLU(site.slope, inplace=site.inplace)
+
+
+def _first_tensor(module: nn.Module) -> torch.Tensor | None:
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return tensor
+    return None
+
+
+def _set_submodule(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` at ``path`` under ``root``; returns the (possibly new) root."""
+    if path == "":
+        return new
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, name, new)
+    return root
+
+
+class _OwnCodeTracer(torch.fx.Tracer):
+    """Traces one module's own forward code; every child module is a leaf."""
+
+    def __init__(self, root: nn.Module) -> None:
+        super().__init__()
+        self._root = root
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return m is not self._root
+
+
+def _function_name(node: torch.fx.Node) -> str | None:
+    """The family function a node calls, by deadcheck's naming, or None."""
+    if node.op == "call_function":
+        parser = CALLS.get(node.target)
+        if parser is None:
+            return None
+        args = tuple(a if not isinstance(a, torch.fx.Node) else None for a in node.args)
+        call = parser(args, {k: v for k, v in node.kwargs.items()})
+        return call.function if call is not None else None
+    if node.op == "call_method" and node.target in ("relu", "relu_"):
+        return "relu"
+    return None
+
+
+def _free_name(module: nn.Module, wanted: str) -> str:
+    name, n = wanted, 1
+    while hasattr(module, name):
+        name = f"{wanted}_{n}"
+        n += 1
+    return name
+
+
+def _rewrite_caller(
+    model: nn.Module, caller_path: str, group: list[PlannedSite], like: torch.Tensor | None
+) -> tuple[nn.Module, dict[str, str]]:
+    """Trace the caller's own forward and give each chosen call its own module."""
+    caller = model.get_submodule(caller_path) if caller_path else model
+    where = caller_path or "the model's own forward"
+    try:
+        tracer = _OwnCodeTracer(caller)
+        graph = tracer.trace(caller)
+    except Exception as error:
+        names = ", ".join(s.site for s in group)
+        raise SwapError(
+            f"cannot swap {names}: {where} does not trace with torch.fx "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            "replace those calls by modules in your code, or swap other sites"
+        ) from None
+    gm = torch.fx.GraphModule(tracer.root, graph, class_name=type(caller).__name__)
+    prefix = f"{caller_path}." if caller_path else ""
+    new_names: dict[str, str] = {}
+    nodes_by_key: dict[tuple[str, str | None], list[torch.fx.Node]] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            nodes_by_key.setdefault((prefix + str(node.target), None), []).append(node)
+        else:
+            fn = _function_name(node)
+            if fn is not None:
+                nodes_by_key.setdefault((caller_path, fn), []).append(node)
+    for site in group:
+        nodes = nodes_by_key.get((site.module, site.function), [])
+        if len(nodes) != site.occurrences:
+            raise SwapError(
+                f"cannot swap {site.site}: {where} makes {len(nodes)} such call(s) in its code "
+                f"but {site.occurrences} ran per forward pass (it runs more than once, "
+                "or its control flow differs from the traced path)"
+            )
+        node = nodes[site.index]
+        stem = site.function or site.module.rpartition(".")[2]
+        name = _free_name(gm, stem if site.occurrences == 1 else f"{stem}_{site.index}")
+        gm.add_submodule(name, _new_module(site, like))
+        with gm.graph.inserting_after(node):
+            new_node = gm.graph.call_module(name, (node.args[0],))
+        node.replace_all_uses_with(new_node)
+        gm.graph.erase_node(node)
+        new_names[site.site] = prefix + name
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    gm.train(caller.training)
+    return _set_submodule(model, caller_path, gm), new_names
+
+
+def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
+    """Carry out ``plan`` on ``model`` in place; returns the model (a new root if rewritten)."""
+    if not isinstance(plan, SwapPlan):
+        plan = SwapPlan.load(plan)
+    like = _first_tensor(model)
+    direct = [s for s in plan.sites if s.function is None and s.occurrences == 1]
+    rewrites: dict[str, list[PlannedSite]] = {}
+    problems = []
+    for site in plan.sites:
+        if site in direct:
+            continue
+        if site.caller is None:
+            problems.append(f"{site.site}: called from outside any module of the model")
+            continue
+        rewrites.setdefault(site.caller, []).append(site)
+    if problems:
+        raise SwapError("cannot swap " + "; ".join(problems))
+    for site in direct:
+        try:
+            model.get_submodule(site.module)
+        except AttributeError:
+            raise SwapError(
+                f"cannot swap {site.site}: the model has no module {site.module!r}"
+            ) from None
+        model = _set_submodule(model, site.module, _new_module(site, like))
+    # Deepest callers first, so a rewrite never replaces a module another rewrite holds.
+    for caller_path in sorted(rewrites, key=lambda p: -p.count(".") - (p != "")):
+        model, _ = _rewrite_caller(model, caller_path, rewrites[caller_path], like)
+    return model
+
+
+def _with_new_names(plan: SwapPlan) -> SwapPlan:
+    sites = []
+    for site in plan.sites:
+        if site.function is None and site.occurrences == 1:
+            new = site.module
+        else:
+            prefix = f"{site.caller}." if site.caller else ""
+            stem = site.function or site.module.rpartition(".")[2]
+            new = prefix + (stem if site.occurrences == 1 else f"{stem}_{site.index}")
+        sites.append(replace(site, new_site=new))
+    return replace(plan, sites=tuple(sites))
+
+
+def swap(
+    model: nn.Module,
+    to: str = "leaky_relu",
+    sites: Report | Iterable[str] | str | None = None,
+    *,
+    negative_slope: float = 0.01,
+    init: float = 0.25,
+    per_channel: bool = True,
+    inplace: bool = False,
+    example_inputs: Any = None,
+    plan: SwapPlan | str | Path | None = None,
+) -> nn.Module:
+    """A copy of ``model`` with the chosen ReLU sites swapped (the model itself if ``inplace``).
+
+    ``to``: ``"leaky_relu"`` (slope ``negative_slope``) or ``"prelu"`` (slope
+    learned, starting at ``init``; one per unit when ``per_channel``). With
+    ``plan=`` (a :class:`SwapPlan` or the path of its JSON) the plan is applied
+    as saved, so a freshly built model gets exactly the swapped structure and
+    ``load_state_dict`` fits.
+    """
+    if plan is None:
+        plan = plan_swap(
+            model,
+            to,
+            sites,
+            negative_slope=negative_slope,
+            init=init,
+            per_channel=per_channel,
+            example_inputs=example_inputs,
+        )
+    target = model if inplace else copy.deepcopy(model)
+    return apply_plan(target, plan)
