@@ -1,0 +1,57 @@
+"""Every example runs with DEADCHECK_QUICK=1 and prints the evidence it claims."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
+
+# What each example must print: the evidence, not just that it ran.
+EXPECTED_OUTPUT = {
+    "dying_mlp.py": ["dying-layer", "layers.3"],
+    "digits_swap.py": ["dead-layer", "swap flagged to leaky_relu", "prelu from the same start"],
+}
+
+
+def run_example(name: str) -> str:
+    env = {**os.environ, "DEADCHECK_QUICK": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_and_prints_its_evidence(name: str) -> None:
+    assert name in EXPECTED_OUTPUT, f"add {name} to EXPECTED_OUTPUT"
+    out = run_example(name)
+    for text in EXPECTED_OUTPUT[name]:
+        assert text in out
+
+
+def test_digits_swap_revives_the_dead_layer() -> None:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import digits_swap
+    finally:
+        sys.path.pop(0)
+    start, leaky, prelu, relu_on, *_ = digits_swap.run()
+    assert start.dead == (1.0, 1.0)  # the high learning rate killed both ReLU layers
+    assert start.report.flagged_sites == ("1", "3")
+    assert relu_on.dead == (1.0, 1.0)  # ReLU cannot recover on its own
+    for swapped in (leaky, prelu):
+        assert swapped.dead[1] < 0.5  # most units of the second layer come back
+        assert swapped.accuracy > start.accuracy + 0.5
