@@ -26,6 +26,10 @@ _EXPORTS = {
     "load_target": "deadcheck.loading",
     "render": "deadcheck.rendering",
     "swap": "deadcheck.swapping",
+    "Monitor": "deadcheck.monitoring",
+    "Trend": "deadcheck.monitoring",
+    "write_tensorboard": "deadcheck.tensorboard",
+    "plot_report": "deadcheck.plotting",
     "plan_swap": "deadcheck.swapping",
     "apply_plan": "deadcheck.swapping",
     "SwapPlan": "deadcheck.swapping",
@@ -35,6 +39,7 @@ _EXPORTS = {
 __all__ = [
     "Finding",
     "LayerReport",
+    "Monitor",
     "Recorder",
     "RecordingError",
     "Report",
@@ -43,25 +48,31 @@ __all__ = [
     "SwapError",
     "SwapPlan",
     "Thresholds",
+    "Trend",
     "__version__",
     "analyze",
     "apply_plan",
     "load_target",
     "plan_swap",
+    "plot_report",
     "record",
     "render",
     "scan",
     "swap",
+    "write_tensorboard",
 ]
 
 if TYPE_CHECKING:
     from deadcheck.analysis import Finding, LayerReport, Report, Thresholds, analyze
     from deadcheck.loading import load_target
+    from deadcheck.monitoring import Monitor, Trend
+    from deadcheck.plotting import plot_report
     from deadcheck.recording import Recorder, RecordingError, record
     from deadcheck.rendering import render
     from deadcheck.scanning import scan
     from deadcheck.statistics import SiteStats, Stats
     from deadcheck.swapping import SwapError, SwapPlan, apply_plan, plan_swap, swap
+    from deadcheck.tensorboard import write_tensorboard
 
 
 def __getattr__(name: str) -> Any:

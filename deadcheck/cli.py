@@ -107,6 +107,33 @@ def _unit_axes(pairs: tuple[str, ...]) -> dict[str, int]:
     return axes
 
 
+def _share_of_batches(inputs: Any, total: int | None) -> tuple[Any, int | None]:
+    """Under torchrun, start the process group and keep every WORLD_SIZE-th batch."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or "RANK" not in os.environ:
+        return inputs, total
+    import itertools
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+        # Shut down cleanly on every rank, or gloo aborts the process at exit.
+        click.get_current_context().call_on_close(dist.destroy_process_group)
+    if total is not None and total < world:
+        raise InputError(f"{total} batch(es) cannot be shared by {world} ranks: pass --batches")
+    rank = dist.get_rank()
+    share = None if total is None else len(range(rank, total, world))
+    return itertools.islice(inputs, rank, None, world), share
+
+
+def _is_main_rank() -> bool:
+    """False on every rank but 0 of an initialised process group (torchrun)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def _input_options(func: F) -> F:
     """The options that say which model to load and what to feed it (scan and swap)."""
     options = [
@@ -122,7 +149,11 @@ def _input_options(func: F) -> F:
             "--batches", type=int, help="Number of batches to feed [default: all, or 4 random]."
         ),
         click.option(
-            "--seed", type=int, default=0, show_default=True, help="Seed for random inputs."
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed for random inputs and random initial weights.",
         ),
         click.option("--device", help="cpu, cuda, cuda:1, ... [default: the model's own]."),
         click.option("--train", is_flag=True, help="Scan in training mode (default: eval mode)."),
@@ -193,6 +224,7 @@ def _run_scan(
     if where is not None:
         target.model.to(where)
     inputs, total = inputs_for(target, input_shape=shape, batches=batches, seed=seed)
+    inputs, total = _share_of_batches(inputs, total)
     progress = _Progress(total)
     try:
         report = scan(
@@ -231,6 +263,13 @@ def main() -> None:
     help="Report format.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    type=click.Path(file_okay=False),
+    help="Write TensorBoard event files into this folder.",
+)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a summary PNG here.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--all", "all_sites", is_flag=True, help="Table: show every site in forward order.")
 @click.option(
@@ -243,6 +282,8 @@ def scan_command(
     target: str,
     fmt: str,
     output: str | None,
+    tensorboard_dir: str | None,
+    plot: str | None,
     force: bool,
     all_sites: bool,
     fail_on: str | None,
@@ -255,9 +296,23 @@ def scan_command(
     from deadcheck.files import check_writable, write_text_atomic
     from deadcheck.rendering import render
 
-    if output is not None:
-        check_writable(output, force=force)
+    for path in (output, plot):
+        if path is not None:
+            check_writable(path, force=force)
     _, report, _ = _run_scan(target, **options)
+    if not _is_main_rank():
+        return
+    if tensorboard_dir is not None:
+        from deadcheck.tensorboard import write_tensorboard
+
+        write_tensorboard(report, tensorboard_dir)
+        click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
+    if plot is not None:
+        from deadcheck.files import write_bytes_atomic
+        from deadcheck.plotting import plot_report
+
+        write_bytes_atomic(plot, plot_report(report), force=force)
+        click.echo(f"deadcheck: wrote {plot}", err=True)
     text = render(report, fmt, all_sites=all_sites)  # type: ignore[arg-type]
     if output is not None:
         write_text_atomic(output, text, force=force)

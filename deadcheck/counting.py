@@ -9,6 +9,7 @@ device.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from deadcheck.activations import ActivationCall
 from deadcheck.statistics import SiteStats, Slope
 from deadcheck.units import Layout, resolve_axis
 
-__all__ = ["SiteCounter", "count_units"]
+__all__ = ["SiteCounter", "collect", "count_units"]
 
 
 def count_units(
@@ -141,53 +142,24 @@ class SiteCounter:
         self.positions = 0
         self.calls = 0
 
-    def flat(self) -> list[torch.Tensor]:
-        """The tensors to move to the host, in a fixed order (see :meth:`site_stats`)."""
+    def int_parts(self) -> list[torch.Tensor]:
+        """The integer counters, in the order :meth:`site_stats` reads them back."""
         parts = [self.zeros, self.nonfinite]
         if self.saturated is not None:
             parts.append(self.saturated)
-        if isinstance(self.slope, torch.Tensor):
-            parts.append(self.slope.reshape(-1).to(torch.float64))
         return parts
 
-    @staticmethod
-    def to_host(counters: list[SiteCounter]) -> list[list[list[float]]]:
-        """Each counter's :meth:`flat` tensors as lists, with one transfer per device."""
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
-        for counter in counters:
-            for part in counter.flat():
-                by_device.setdefault(part.device, []).append(part.to(torch.float64))
-        host: dict[torch.device, list[float]] = {
-            device: torch.cat(parts).cpu().tolist() if parts else []
-            for device, parts in by_device.items()
-        }
-        offsets = dict.fromkeys(host, 0)
-        out: list[list[list[float]]] = []
-        for counter in counters:
-            pieces = []
-            for part in counter.flat():
-                start = offsets[part.device]
-                n = part.numel()
-                pieces.append(host[part.device][start : start + n])
-                offsets[part.device] = start + n
-            out.append(pieces)
-        return out
-
-    def site_stats(self, name: str, host: list[list[float]]) -> SiteStats:
-        """Frozen stats from this counter's host copy."""
-        zeros = tuple(int(v) for v in host[0])
-        nonfinite = tuple(int(v) for v in host[1])
-        rest = host[2:]
-        saturated = None
-        if self.saturated is not None:
-            saturated = tuple(int(v) for v in rest[0])
-            rest = rest[1:]
+    def site_stats(self, name: str, ints: list[int], slope_values: list[float] | None) -> SiteStats:
+        """Frozen stats from host values: ``ints`` is positions, calls, then :meth:`int_parts`."""
+        positions, calls, rest = ints[0], ints[1], ints[2:]
+        u = self.units
+        zeros, nonfinite = tuple(rest[:u]), tuple(rest[u : 2 * u])
+        saturated = tuple(rest[2 * u : 3 * u]) if self.saturated is not None else None
         slope: Slope
-        if isinstance(self.slope, torch.Tensor):
-            values = tuple(float(v) for v in rest[0])
-            slope = values[0] if len(values) == 1 else values
+        if slope_values is not None:
+            slope = slope_values[0] if len(slope_values) == 1 else tuple(slope_values)
         else:
-            slope = self.slope
+            slope = self.slope if not isinstance(self.slope, torch.Tensor) else None
         return SiteStats(
             name=name,
             kind=self.kind,
@@ -195,8 +167,8 @@ class SiteCounter:
             function=self.function,
             unit_axis=self.axis,
             units=self.units,
-            calls=self.calls,
-            positions=self.positions,
+            calls=calls,
+            positions=positions,
             zeros=zeros,
             nonfinite=nonfinite,
             saturated=saturated,
@@ -204,3 +176,62 @@ class SiteCounter:
             shape=self.shape,
             caller=self.caller,
         )
+
+
+def _layout_checksum(named: list[tuple[str, SiteCounter]]) -> int:
+    text = ";".join(f"{name}/{c.units}/{c.saturated is not None}" for name, c in named)
+    return zlib.crc32(text.encode()) % (1 << 20)
+
+
+def collect(
+    named: list[tuple[str, SiteCounter]], samples: int, *, reduce: bool = False
+) -> tuple[list[SiteStats], int]:
+    """Move every counter to the host in one transfer; with ``reduce``, sum over all ranks first.
+
+    The integer counters of all sites, with positions, calls and the sample
+    count, are packed into one flat int64 tensor, so a distributed reduction
+    is a single ``all_reduce``. A checksum of the site layout travels with it
+    (as c and c squared: their sums agree only when every rank has the same
+    sites), so ranks that saw different sites fail loudly instead of adding
+    unrelated counts.
+    """
+    device = named[0][1].zeros.device if named else torch.device("cpu")
+    checksum = _layout_checksum(named)
+    parts = [torch.tensor([samples, checksum, checksum * checksum], dtype=torch.int64)]
+    for _, counter in named:
+        parts.append(torch.tensor([counter.positions, counter.calls], dtype=torch.int64))
+        parts.extend(counter.int_parts())
+    flat = torch.cat([p.to(device) for p in parts])
+    if reduce:
+        from deadcheck.distributed import all_reduce_sum
+
+        flat = all_reduce_sum(flat)
+    values = flat.cpu().tolist()
+    if reduce:
+        total, squares = values[1], values[2]
+        import torch.distributed as dist
+
+        world = dist.get_world_size()
+        if world * squares != total * total:
+            raise ValueError(
+                "ranks recorded different sites (different models or control flow): "
+                "their counts cannot be merged"
+            )
+    slopes = [c.slope.reshape(-1) for _, c in named if isinstance(c.slope, torch.Tensor)]
+    slope_host: list[float] = (
+        torch.cat([t.to(device=device, dtype=torch.float64) for t in slopes]).cpu().tolist()
+        if slopes
+        else []
+    )
+    sites: list[SiteStats] = []
+    offset, slope_offset = 3, 0
+    for name, counter in named:
+        n = 2 + sum(p.numel() for p in counter.int_parts())
+        slope_values = None
+        if isinstance(counter.slope, torch.Tensor):
+            k = counter.slope.numel()
+            slope_values = slope_host[slope_offset : slope_offset + k]
+            slope_offset += k
+        sites.append(counter.site_stats(name, values[offset : offset + n], slope_values))
+        offset += n
+    return sites, values[0]

@@ -18,6 +18,12 @@ __all__ = [
 ]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: str | Path, *, force: bool = False) -> Path:
     """``path`` as a Path, refusing an existing file unless ``force``."""
     path = Path(path)
@@ -35,6 +41,9 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, force: bool = False) ->
     path = check_writable(path, force=force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; give the result the mode a plain open() would.
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

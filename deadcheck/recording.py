@@ -27,7 +27,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
 from deadcheck.activations import CALLS, ActivationCall, is_family_module
-from deadcheck.counting import SiteCounter
+from deadcheck.counting import SiteCounter, collect
 from deadcheck.statistics import Stats
 from deadcheck.units import Layout, layout_of
 
@@ -275,18 +275,22 @@ class Recorder:
         """The live device counters with their site names, in forward order."""
         return [(self._name(b, i), c) for (b, i), c in self._counters.items()]
 
-    def stats(self) -> Stats:
-        """Copy the counts to the host (one transfer per device) as frozen :class:`Stats`."""
-        named = self.counters()
-        hosts = SiteCounter.to_host([c for _, c in named])
-        sites = tuple(
-            counter.site_stats(name, host)
-            for (name, counter), host in zip(named, hosts, strict=True)
-        )
+    def stats(self, *, reduce: bool | None = None) -> Stats:
+        """Copy the counts to the host, in one transfer, as frozen :class:`Stats`.
+
+        Under an initialised ``torch.distributed`` process group (or with
+        ``reduce=True``) the counts are first summed over all ranks with one
+        ``all_reduce``; every rank must call this, and every rank gets the total.
+        """
+        from deadcheck.distributed import is_distributed
+
+        if reduce is None:
+            reduce = is_distributed()
+        sites, samples = collect(self.counters(), self._samples, reduce=reduce)
         problems = tuple(f"{name}: {why}" for name, why in self._problems.items())
         return Stats(
-            sites=sites,
-            samples=self._samples,
+            sites=tuple(sites),
+            samples=samples,
             partial=self._partial,
             target=self.target,
             problems=problems,

@@ -1,0 +1,121 @@
+"""Pictures of a report: a PNG for people, and the heatmap TensorBoard shows.
+
+matplotlib is imported inside the functions, with the Agg backend, so that
+importing deadcheck never opens a window or slows a command that draws nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from deadcheck.analysis import SEVERITIES, Report
+
+__all__ = ["heatmap_matrix", "heatmap_rgb", "plot_report"]
+
+_COLORS = {None: "#4c78a8", "info": "#72b7b2", "warning": "#f58518", "error": "#e45756"}
+
+
+def heatmap_matrix(report: Report, *, sort: bool = False) -> Any:
+    """Sites x units array of zero fractions (numpy), NaN where a site has fewer units.
+
+    With ``sort`` each site's units are ordered from most to least often zero,
+    which turns each row into a readable distribution (dead units first).
+    """
+    import numpy as np
+
+    width = max((layer.units for layer in report.layers), default=0)
+    matrix = np.full((len(report.layers), max(width, 1)), np.nan)
+    for row, layer in enumerate(report.layers):
+        values = sorted(layer.zero_fraction, reverse=True) if sort else layer.zero_fraction
+        matrix[row, : layer.units] = values
+    return matrix
+
+
+def heatmap_rgb(report: Report, *, row_height: int = 4) -> Any:
+    """The heatmap as an H x W x 3 uint8 image: viridis colours, grey padding."""
+    import matplotlib
+    import numpy as np
+
+    matrix = heatmap_matrix(report)
+    rgba = matplotlib.colormaps["viridis"](np.nan_to_num(matrix, nan=0.0))
+    rgba[np.isnan(matrix)] = (0.85, 0.85, 0.85, 1.0)
+    image = (rgba[..., :3] * 255).astype("uint8")
+    return np.repeat(image, row_height, axis=0)
+
+
+def _worst(report: Report, site: str) -> str | None:
+    found = [f.severity for f in report.findings_for(site)]
+    return max(found, key=SEVERITIES.index) if found else None
+
+
+def plot_report(report: Report, path: str | Path | None = None) -> bytes:
+    """A two-panel PNG: dead share per site (coloured by worst finding), zero fractions per unit.
+
+    Returns the PNG bytes and, with ``path``, also writes them there.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    layers = report.layers
+    n = max(len(layers), 1)
+    fig, (bars, heat) = plt.subplots(
+        2,
+        1,
+        figsize=(max(6.5, min(4 + 0.18 * n, 24)), 7.5),
+        gridspec_kw={"height_ratios": [1, 1.2]},
+        constrained_layout=True,
+    )
+    names = [layer.name for layer in layers]
+    x = range(len(layers))
+    bars.bar(
+        x,
+        [layer.dead_fraction for layer in layers],
+        color=[_COLORS[_worst(report, name)] for name in names],
+    )
+    bars.axhline(report.thresholds.dying, color="#e45756", linestyle="--", linewidth=1)
+    bars.set_ylim(0, 1.02)
+    bars.set_ylabel("dead share of units")
+    bars.set_xticks(list(x))
+    bars.set_xticklabels(names, rotation=90, fontsize=max(4, min(8, 400 // n)))
+    bars.set_xlim(-0.6, len(layers) - 0.4)
+    title = f"{report.target or 'model'}: {report.samples} samples, {len(layers)} sites"
+    bars.set_title(title + (" (partial)" if report.partial else ""))
+    bars.legend(
+        handles=[
+            Patch(color=_COLORS[None], label="no finding"),
+            *(Patch(color=_COLORS[s], label=s) for s in SEVERITIES),
+            plt.Line2D([], [], color="#e45756", linestyle="--", label="dying threshold"),
+        ],
+        fontsize=7,
+        loc="upper left",
+    )
+    if layers:
+        image = heat.imshow(
+            heatmap_matrix(report, sort=True).T,
+            aspect="auto",
+            interpolation="nearest",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            origin="lower",
+            extent=(-0.5, len(layers) - 0.5, 0, heatmap_matrix(report).shape[1]),
+        )
+        fig.colorbar(image, ax=heat, label="zero fraction (1 = never fired)")
+    heat.set_xlabel("site (forward order)")
+    if 0 < len(layers) <= 12:
+        heat.set_xticks(list(x))
+        heat.set_xticklabels(names, fontsize=8)
+    heat.set_ylabel("units, most often zero first")
+    heat.set_title("per-unit zero fraction (yellow at the bottom: dead units)", fontsize=9)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    data = buffer.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
