@@ -1,10 +1,13 @@
 """Device-side counters for one activation site, and their one-shot move to the host.
 
-Per call, a site adds (per unit) the positions whose input is <= 0, the ones
-that are NaN or infinite, and for ReLU6 the ones at or above 6. Everything
-stays an integer tensor on the activation's device; positions and calls are
-known from shapes and kept as Python ints, so counting never waits for the
-device.
+Per call and unit, a site adds the positions that were positive, the positions
+of the call if the unit saw a NaN or infinity in it, and for ReLU6 the
+positions at the cap; zeros are positions minus the rest, worked out on the
+host. Counting is three passes over the activation, none of which waits for
+the device: a sign, and two reductions that read it (the sum of the signs
+counts positives exactly; the plain sum is non-finite exactly when the unit
+saw a NaN or infinity). Positions and calls are known from shapes and kept as
+Python ints.
 """
 
 from __future__ import annotations
@@ -20,25 +23,49 @@ from deadcheck.units import Layout, resolve_axis
 
 __all__ = ["SiteCounter", "collect", "count_units"]
 
+# float32 counts integers exactly below 2**24; above that, sums of signs use float64.
+_EXACT_FLOAT32 = 1 << 24
+
 
 def count_units(
-    x: torch.Tensor, axis: int, saturate_at: float | None = None
+    x: torch.Tensor,
+    axis: int,
+    *,
+    nonnegative: bool = False,
+    saturate_at: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Per unit along ``axis``: positions <= 0, positions not finite, positions >= saturate_at."""
+    """Per unit along ``axis``: (positives, finite flag, positions >= ``saturate_at``).
+
+    ``positives[u]`` counts positions with ``x > 0``, exactly, in a call where
+    unit ``u`` saw only finite values (where it did not, ``finite[u]`` is False
+    and its count is meaningless). ``nonnegative`` says ``x`` is a ReLU output,
+    whose signs are already 0 or 1.
+    """
     if x.ndim == 0:
         x = x.reshape(1)
     dims = [d for d in range(x.ndim) if d != axis]
-    zeros = (x <= 0).sum(dims, dtype=torch.int64) if dims else (x <= 0).long()
-    if x.is_floating_point():
-        bad = ~torch.isfinite(x)
-        nonfinite = bad.sum(dims, dtype=torch.int64) if dims else bad.long()
+    units = x.shape[axis]
+    per_unit = x.numel() // units if units else 0
+    signs = x.sign() if x.is_floating_point() else x.sign().to(torch.float32)
+    if not nonnegative:
+        signs.clamp_(min=0)
+    exact = torch.float32 if per_unit < _EXACT_FLOAT32 else torch.float64
+    if dims:
+        positives = signs.sum(dims, dtype=exact)
+        totals = x.sum(dims, dtype=torch.float32) if x.is_floating_point() else None
     else:
-        nonfinite = torch.zeros_like(zeros)
+        positives = signs.to(exact)
+        totals = x.to(torch.float32) if x.is_floating_point() else None
+    finite = (
+        torch.isfinite(totals)
+        if totals is not None
+        else torch.ones_like(positives, dtype=torch.bool)
+    )
     saturated = None
     if saturate_at is not None:
         high = x >= saturate_at
         saturated = high.sum(dims, dtype=torch.int64) if dims else high.long()
-    return zeros, nonfinite, saturated
+    return positives, finite, saturated
 
 
 def _per_channel_prelu(call: ActivationCall) -> bool:
@@ -54,7 +81,7 @@ class SiteCounter:
     function: str | None
     axis: int
     units: int
-    zeros: torch.Tensor
+    positive: torch.Tensor
     nonfinite: torch.Tensor
     saturated: torch.Tensor | None
     saturate_at: float | None
@@ -91,7 +118,7 @@ class SiteCounter:
         # Counters must be ordinary tensors even when the first call runs under
         # inference_mode, or later training-mode updates would be refused.
         with torch.inference_mode(False):
-            zeros = torch.zeros(units, dtype=torch.int64, device=x.device)
+            positive = torch.zeros(units, dtype=torch.int64, device=x.device)
             nonfinite = torch.zeros(units, dtype=torch.int64, device=x.device)
             saturated = (
                 torch.zeros(units, dtype=torch.int64, device=x.device)
@@ -104,7 +131,7 @@ class SiteCounter:
             function=None if family else call.function,
             axis=axis,
             units=units,
-            zeros=zeros,
+            positive=positive,
             nonfinite=nonfinite,
             saturated=saturated,
             saturate_at=call.saturate_at,
@@ -123,19 +150,22 @@ class SiteCounter:
                 f"this site had {self.units} units on axis {self.axis} and now sees shape "
                 f"{tuple(x.shape)}; pass unit_axis= for it"
             )
-        zeros, nonfinite, saturated = count_units(x, self.axis, self.saturate_at)
-        self.zeros += zeros
-        self.nonfinite += nonfinite
+        positions = x.numel() // units if units else 0
+        positives, finite, saturated = count_units(
+            x, self.axis, nonnegative=call.kind in ("ReLU", "ReLU6"), saturate_at=self.saturate_at
+        )
+        self.positive += torch.where(finite, positives, 0).to(torch.int64)
+        self.nonfinite += (~finite).to(torch.int64) * positions
         if saturated is not None and self.saturated is not None:
             self.saturated += saturated
-        self.positions += x.numel() // units if units else 0
+        self.positions += positions
         self.calls += 1
         self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope
         self.shape = tuple(x.shape)
 
     def reset(self) -> None:
         """Zero the counts, keep the site."""
-        self.zeros.zero_()
+        self.positive.zero_()
         self.nonfinite.zero_()
         if self.saturated is not None:
             self.saturated.zero_()
@@ -144,7 +174,7 @@ class SiteCounter:
 
     def int_parts(self) -> list[torch.Tensor]:
         """The integer counters, in the order :meth:`site_stats` reads them back."""
-        parts = [self.zeros, self.nonfinite]
+        parts = [self.positive, self.nonfinite]
         if self.saturated is not None:
             parts.append(self.saturated)
         return parts
@@ -153,7 +183,8 @@ class SiteCounter:
         """Frozen stats from host values: ``ints`` is positions, calls, then :meth:`int_parts`."""
         positions, calls, rest = ints[0], ints[1], ints[2:]
         u = self.units
-        zeros, nonfinite = tuple(rest[:u]), tuple(rest[u : 2 * u])
+        positive, nonfinite = rest[:u], tuple(rest[u : 2 * u])
+        zeros = tuple(positions - p - n for p, n in zip(positive, nonfinite, strict=True))
         saturated = tuple(rest[2 * u : 3 * u]) if self.saturated is not None else None
         slope: Slope
         if slope_values is not None:
@@ -195,7 +226,7 @@ def collect(
     sites), so ranks that saw different sites fail loudly instead of adding
     unrelated counts.
     """
-    device = named[0][1].zeros.device if named else torch.device("cpu")
+    device = named[0][1].positive.device if named else torch.device("cpu")
     checksum = _layout_checksum(named)
     parts = [torch.tensor([samples, checksum, checksum * checksum], dtype=torch.int64)]
     for _, counter in named:

@@ -62,14 +62,19 @@ class _Interceptor(TorchFunctionMode):
             parser = CALLS.get(func)
         except TypeError:  # an unhashable callable: not one of ours
             parser = None
+        out = func(*args, **kwargs)
         if parser is not None and args and isinstance(args[0], torch.Tensor):
             call = parser(args, dict(kwargs))
             if call is not None:
-                # Count the input before the call: in-place forms overwrite it,
-                # and the sign of the input is the regime for every kind.
+                # The output has the input's sign (and is final, even for in-place
+                # forms), except for PReLU, whose learned slope may be negative and
+                # which never works in place: its input is still intact.
+                counted = (
+                    args[0] if call.kind == "PReLU" or not isinstance(out, torch.Tensor) else out
+                )
                 for recorder in self.active:
-                    recorder._observe(call, args[0])
-        return func(*args, **kwargs)
+                    recorder._observe(call, counted)
+        return out
 
     def activate(self, recorder: Recorder) -> None:
         self.active.append(recorder)

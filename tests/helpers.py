@@ -95,11 +95,20 @@ class Reference:
             handle.remove()
 
     def counts(self, name: str, axis: int) -> tuple[list[int], list[int], int]:
-        """(zeros per unit, nonfinite per unit, positions per unit) over every stored call."""
-        flat = torch.cat(
-            [x.movedim(axis, -1).reshape(-1, x.shape[axis]) for x in self.inputs[name]]
-        )
-        flat = flat.double()
-        zeros = (flat <= 0).sum(0).tolist()
-        nonfinite = (~torch.isfinite(flat)).sum(0).tolist()
-        return zeros, nonfinite, flat.shape[0]
+        """(zeros, nonfinite, positions) per unit over every stored call.
+
+        A call in which a unit saw any NaN or infinity counts all of that unit's
+        positions in the call as non-finite, and none of them as zeros.
+        """
+        units = self.inputs[name][0].shape[axis]
+        zeros, nonfinite, positions = [0] * units, [0] * units, 0
+        for x in self.inputs[name]:
+            flat = x.movedim(axis, -1).reshape(-1, units).double()
+            positions += flat.shape[0]
+            for u in range(units):
+                column = flat[:, u]
+                if torch.isfinite(column).all():
+                    zeros[u] += int((column <= 0).sum())
+                else:
+                    nonfinite[u] += column.numel()
+        return zeros, nonfinite, positions

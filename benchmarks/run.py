@@ -1,0 +1,231 @@
+"""What recording costs, as ratios measured side by side in one process.
+
+Run: ``python benchmarks/run.py`` (about ten minutes on 2 CPU cores;
+``--quick`` for a one-minute look, ``--only resnet18`` for one model).
+
+For each model and mode the loop alternates plain forward, recorded forward,
+plain, recorded, ... and reports the median of the per-pair time ratios, so
+slow drifts of the machine cancel out. Beside deadcheck it measures two
+recorders written the obvious way: a per-channel ``(out > 0).sum(dims)``
+forward hook, and per-layer statistics read with ``.item()`` every batch as
+popular training libraries record them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+import deadcheck
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)
+
+
+@contextlib.contextmanager
+def naive_hooks(model: nn.Module) -> Iterator[None]:
+    """Per-channel counts of positive outputs, the way one writes it first."""
+    counts: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+            dims = [d for d in range(out.ndim) if d != 1]
+            c = (out > 0).sum(dims)
+            counts[name] = counts[name] + c if name in counts else c
+
+        return hook
+
+    for name, module in model.named_modules():
+        if isinstance(module, ACTIVATIONS):
+            handles.append(module.register_forward_hook(make(name)))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def item_stats(model: nn.Module) -> Iterator[None]:
+    """Per-layer zero fraction and mean read with .item() each batch (a host sync per layer)."""
+    log: list[tuple[float, float]] = []
+    handles = []
+
+    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+        log.append(((out == 0).float().mean().item(), out.mean().item()))
+
+    for module in model.modules():
+        if isinstance(module, ACTIVATIONS):
+            handles.append(module.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def deadcheck_record(model: nn.Module) -> Iterator[None]:
+    with deadcheck.record(model) as rec:
+        yield
+    rec.stats()
+
+
+RECORDERS: dict[str, Callable[[nn.Module], contextlib.AbstractContextManager[None]]] = {
+    "deadcheck": deadcheck_record,
+    "hook (out>0).sum": naive_hooks,
+    "per-layer .item()": item_stats,
+}
+
+
+class FFN(nn.Module):
+    """A transformer feed-forward block on batch x tokens x features."""
+
+    def __init__(self, width: int = 512, hidden: int = 2048) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.up = nn.Linear(width, hidden)
+        self.act = nn.ReLU()
+        self.down = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(self.act(self.up(self.norm(x))))
+
+
+def deep_mlp(width: int = 512, depth: int = 12) -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    build: Callable[[], nn.Module]
+    shape: tuple[int, ...]
+
+
+WORKLOADS = [
+    Workload("resnet18", lambda: torchvision.models.resnet18(), (16, 3, 160, 160)),
+    Workload("resnet50", lambda: torchvision.models.resnet50(), (8, 3, 160, 160)),
+    Workload("transformer FFN", lambda: nn.Sequential(FFN(), FFN()), (16, 128, 512)),
+    Workload("deep MLP", deep_mlp, (256, 512)),
+]
+
+
+def run_once(model: nn.Module, x: torch.Tensor, train: bool) -> float:
+    start = time.perf_counter()
+    if train:
+        model(x).float().sum().backward()
+    else:
+        with torch.inference_mode():
+            model(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def median_ratio(
+    model: nn.Module, x: torch.Tensor, recorder: str, train: bool, pairs: int
+) -> float:
+    """Median over interleaved (plain, recorded) pairs of recorded time / plain time."""
+    ratios = []
+    for _ in range(2):  # warm-up
+        run_once(model, x, train)
+        with RECORDERS[recorder](model):
+            run_once(model, x, train)
+    for _ in range(pairs):
+        plain = run_once(model, x, train)
+        with RECORDERS[recorder](model):
+            recorded = run_once(model, x, train)
+        ratios.append(recorded / plain)
+    return statistics.median(ratios)
+
+
+def memory_flatness() -> tuple[int, int, int, int]:
+    """Counter bytes and process RSS growth after 10 and after 1,000 batches of a small model."""
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU())
+    x = torch.randn(32, 64)
+
+    def rss() -> int:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    results = []
+    for batches in (10, 1000):
+        gc.collect()
+        before = rss()
+        with torch.no_grad(), deadcheck.record(model) as rec:
+            for _ in range(batches):
+                model(x)
+            held = sum(
+                t.numel() * t.element_size() for _, c in rec.counters() for t in c.int_parts()
+            )
+        gc.collect()
+        results += [held, rss() - before]
+    return results[0], results[1], results[2], results[3]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer pairs, resnet18 only")
+    parser.add_argument("--only", help="run one workload by name")
+    parser.add_argument("--pairs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    pairs = args.pairs or (5 if args.quick else 15)
+    workloads = [w for w in WORKLOADS if args.only in (None, w.name)]
+    if args.quick and not args.only:
+        workloads = workloads[:1]
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), cpu)
+    print(f"date: {datetime.date.today()}  torch {torch.__version__}  threads {args.threads}")
+    print(f"cpu: {cpu}" + (f"  cuda: {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
+    print(f"median of {pairs} interleaved pairs, recorded / plain time (1.00 = free)\n")
+    header = f"{'workload':<18}{'device':<7}{'mode':<10}" + "".join(
+        f"{name:>19}" for name in RECORDERS
+    )
+    print(header)
+    print("-" * len(header))
+    for device in devices:
+        for workload in workloads:
+            model = workload.build().to(device).eval()
+            x = torch.randn(workload.shape, device=device)
+            for mode in ("inference", "training"):
+                train = mode == "training"
+                model.train(train)
+                cells = [median_ratio(model, x, name, train, pairs) for name in RECORDERS]
+                print(
+                    f"{workload.name:<18}{device:<7}{mode:<10}"
+                    + "".join(f"{c:>19.3f}" for c in cells),
+                    flush=True,
+                )
+    held10, rss10, held1000, rss1000 = memory_flatness()
+    print(
+        f"\nmemory: counters hold {held10} bytes after 10 batches and {held1000} after 1,000; "
+        f"process RSS grew {rss10 / 2**20:.1f} MiB and {rss1000 / 2**20:.1f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
