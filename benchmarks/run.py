@@ -36,14 +36,15 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)
 @contextlib.contextmanager
 def naive_hooks(model: nn.Module) -> Iterator[None]:
     """Per-channel counts of positive outputs, the way one writes it first."""
-    counts: dict[str, torch.Tensor] = {}
+    counts: dict[tuple[str, int], torch.Tensor] = {}
     handles = []
 
     def make(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
             dims = [d for d in range(out.ndim) if d != 1]
             c = (out > 0).sum(dims)
-            counts[name] = counts[name] + c if name in counts else c
+            key = (name, c.numel())  # a shared module sees several channel counts
+            counts[key] = counts[key] + c if key in counts else c
 
         return hook
 

@@ -41,6 +41,8 @@ def count_units(
     and its count is meaningless). ``nonnegative`` says ``x`` is a ReLU output,
     whose signs are already 0 or 1.
     """
+    if x.is_quantized:
+        raise TypeError("quantized activations are not supported; record the float model")
     if x.ndim == 0:
         x = x.reshape(1)
     dims = [d for d in range(x.ndim) if d != axis]

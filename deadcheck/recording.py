@@ -102,6 +102,29 @@ def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
     return 1
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module whose code runs: DataParallel, DDP and torch.compile wrappers peeled off.
+
+    Site names are then those of the user's own model, the same ones a swap
+    or a scan of the unwrapped model uses.
+    """
+    while True:
+        if isinstance(model, nn.DataParallel):
+            if len(model.device_ids or []) > 1:
+                raise RecordingError(
+                    "DataParallel over several GPUs runs replicas in threads, which a "
+                    "recorder cannot follow: record model.module on one device, or use "
+                    "DistributedDataParallel"
+                )
+            model = model.module
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule":
+            model = model._orig_mod
+        else:
+            return model
+
+
 class Recorder:
     """Watches one model's ReLU-family sites while attached.
 
@@ -124,7 +147,7 @@ class Recorder:
                 "TorchScript modules cannot be recorded: hooks do not run inside "
                 "scripted code; record the eager model before scripting it"
             )
-        self.model = model
+        self.model = _unwrap(model)
         self.target = target
         self._unit_axis = dict(unit_axis or {})
         self._handles: list[RemovableHandle] = []

@@ -308,3 +308,18 @@ def test_model_without_activations_has_no_sites() -> None:
     with deadcheck.record(model) as rec:
         model(X5)
     assert rec.stats().sites == ()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_no_host_sync_inside_a_recorded_cuda_forward() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(inplace=True)).cuda()
+    x = torch.randn(4, 3, 16, 16, device="cuda")
+    with deadcheck.record(model) as rec:
+        model(x)  # first call creates the counters
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(3):
+                model(x)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert rec.stats().site("2").positions == 4 * 14 * 14 * 4
