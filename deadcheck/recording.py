@@ -102,6 +102,22 @@ def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
     return 1
 
 
+def _may_call_activations(module: nn.Module) -> bool:
+    """Whether a module's own code may run a ReLU-family call (so it belongs on the stack).
+
+    torch's own layers (Conv2d, BatchNorm2d, Linear, ...) never do; activation
+    modules, Sequential (which calls its children) and every module written
+    outside torch.nn (the user's, torchvision's) may.
+    """
+    if is_family_module(module) or isinstance(module, nn.Sequential):
+        return True
+    return not type(module).__module__.startswith("torch.nn.")
+
+
+def _is_compiled(model: nn.Module) -> bool:
+    return hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule"
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     """The module whose code runs: DataParallel, DDP and torch.compile wrappers peeled off.
 
@@ -119,7 +135,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
             model = model.module
         elif isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
-        elif hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule":
+        elif _is_compiled(model):
             model = model._orig_mod
         else:
             return model
@@ -148,9 +164,13 @@ class Recorder:
                 "scripted code; record the eager model before scripting it"
             )
         self.model = _unwrap(model)
+        #: A torch.compile'd model runs eagerly while recorded (compiled graphs skip hooks).
+        self._compiled = _is_compiled(model)
+        self._stance: Any = None
         self.target = target
         self._unit_axis = dict(unit_axis or {})
         self._handles: list[RemovableHandle] = []
+        self._layout_handles: list[RemovableHandle] = []
         self._paths: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
@@ -171,6 +191,12 @@ class Recorder:
             return self
         self._attached = True
         try:
+            if self._compiled:
+                from torch._dynamo import eval_frame
+
+                now = eval_frame._stance
+                self._stance = (now.stance, now.skip_guard_eval_unsafe, now.backend)
+                torch.compiler.set_stance("force_eager")
             for path, module in self.model.named_modules():
                 if isinstance(module, torch.jit.ScriptModule):
                     raise RecordingError(
@@ -181,14 +207,19 @@ class Recorder:
                 self._paths[key] = path
                 self._family[key] = is_family_module(module)
                 layout = layout_of(module)
-                self._handles.append(
-                    module.register_forward_pre_hook(self._make_pre_hook(key), with_kwargs=True)
-                )
-                self._handles.append(
-                    module.register_forward_hook(
-                        self._make_post_hook(key, layout), always_call=True
+                if module is self.model or _may_call_activations(module):
+                    self._handles.append(
+                        module.register_forward_pre_hook(self._make_pre_hook(key), with_kwargs=True)
                     )
-                )
+                    self._handles.append(
+                        module.register_forward_hook(
+                            self._make_post_hook(key, layout), always_call=True
+                        )
+                    )
+                elif layout is not None:
+                    self._layout_handles.append(
+                        module.register_forward_hook(self._make_layout_hook(layout))
+                    )
         except BaseException:
             self.detach()
             raise
@@ -197,10 +228,17 @@ class Recorder:
     def detach(self) -> None:
         """Remove every hook this recorder added. Safe to call twice."""
         try:
-            for handle in self._handles:
+            for handle in (*self._handles, *self._layout_handles):
                 handle.remove()
         finally:
             self._handles.clear()
+            self._layout_handles.clear()
+            if self._stance is not None:
+                stance, skip, backend = self._stance
+                torch.compiler.set_stance(
+                    stance, skip_guard_eval_unsafe=skip, force_backend=backend
+                )
+                self._stance = None
             self._stack.clear()
             _INTERCEPTOR.deactivate(self)
             self._attached = False
@@ -243,8 +281,19 @@ class Recorder:
                     self._layout = layout
                 if not stack:
                     _INTERCEPTOR.deactivate(self)
+                    # After one whole pass every site has its unit axis: the hooks
+                    # that only told which layer produced an input can go.
+                    for handle in self._layout_handles:
+                        handle.remove()
+                    self._layout_handles.clear()
 
         return post_hook
+
+    def _make_layout_hook(self, layout: Layout) -> Any:
+        def layout_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            self._layout = layout
+
+        return layout_hook
 
     # -- counting ----------------------------------------------------------
 

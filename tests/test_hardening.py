@@ -128,6 +128,9 @@ def test_torch_compiled_model_is_recorded_eagerly() -> None:
         compiled(torch.randn(4, 5))
     assert rec.stats().names == ("1", "3")
     assert rec.stats().site("1").positions == 4
+    from torch._dynamo import eval_frame
+
+    assert eval_frame._stance.stance == "default"  # compilation is back on afterwards
 
 
 def test_interrupted_scan_reports_what_it_saw(tmp_path: Path, monkeypatch) -> None:
