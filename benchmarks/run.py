@@ -20,7 +20,7 @@ import gc
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,61 +33,50 @@ import deadcheck
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)
 
 
-@contextlib.contextmanager
-def naive_hooks(model: nn.Module) -> Iterator[None]:
+class NaiveHooks:
     """Per-channel counts of positive outputs, the way one writes it first."""
-    counts: dict[tuple[str, int], torch.Tensor] = {}
-    handles = []
 
-    def make(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.counts: dict[tuple[str, int], torch.Tensor] = {}
+        self.handles: list[Any] = []
+
+    def hook(self, name: str) -> Callable[..., None]:
+        def count(module: nn.Module, args: Any, out: torch.Tensor) -> None:
             dims = [d for d in range(out.ndim) if d != 1]
             c = (out > 0).sum(dims)
             key = (name, c.numel())  # a shared module sees several channel counts
-            counts[key] = counts[key] + c if key in counts else c
+            self.counts[key] = self.counts[key] + c if key in self.counts else c
 
-        return hook
+        return count
 
-    for name, module in model.named_modules():
-        if isinstance(module, ACTIVATIONS):
-            handles.append(module.register_forward_hook(make(name)))
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+    def attach(self) -> None:
+        for name, module in self.model.named_modules():
+            if isinstance(module, ACTIVATIONS):
+                self.handles.append(module.register_forward_hook(self.hook(name)))
+
+    def detach(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
 
 
-@contextlib.contextmanager
-def item_stats(model: nn.Module) -> Iterator[None]:
+class ItemStats(NaiveHooks):
     """Per-layer zero fraction and mean read with .item() each batch (a host sync per layer)."""
-    log: list[tuple[float, float]] = []
-    handles = []
 
-    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-        log.append(((out == 0).float().mean().item(), out.mean().item()))
+    def hook(self, name: str) -> Callable[..., None]:
+        log: list[tuple[float, float]] = []
 
-    for module in model.modules():
-        if isinstance(module, ACTIVATIONS):
-            handles.append(module.register_forward_hook(hook))
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+        def stats(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+            log.append(((out == 0).float().mean().item(), out.mean().item()))
+
+        return stats
 
 
-@contextlib.contextmanager
-def deadcheck_record(model: nn.Module) -> Iterator[None]:
-    with deadcheck.record(model) as rec:
-        yield
-    rec.stats()
-
-
-RECORDERS: dict[str, Callable[[nn.Module], contextlib.AbstractContextManager[None]]] = {
-    "deadcheck": deadcheck_record,
-    "hook (out>0).sum": naive_hooks,
-    "per-layer .item()": item_stats,
+RECORDERS: dict[str, Callable[[nn.Module], Any]] = {
+    "deadcheck": deadcheck.Recorder,
+    "hook (out>0).sum": NaiveHooks,
+    "per-layer .item()": ItemStats,
 }
 
 
@@ -142,17 +131,23 @@ def run_once(model: nn.Module, x: torch.Tensor, train: bool) -> float:
 def median_ratio(
     model: nn.Module, x: torch.Tensor, recorder: str, train: bool, pairs: int
 ) -> float:
-    """Median over interleaved (plain, recorded) pairs of recorded time / plain time."""
+    """Median over interleaved (plain, recorded) pairs of recorded time / plain time.
+
+    One recorder per workload stays alive across pairs, attached only around
+    the recorded run (attaching is outside the timed region): steady state, as
+    in a training loop or a long scan.
+    """
+    watcher = RECORDERS[recorder](model)
     ratios = []
-    for _ in range(2):  # warm-up
-        run_once(model, x, train)
-        with RECORDERS[recorder](model):
-            run_once(model, x, train)
-    for _ in range(pairs):
+    for i in range(pairs + 2):
         plain = run_once(model, x, train)
-        with RECORDERS[recorder](model):
+        watcher.attach()
+        try:
             recorded = run_once(model, x, train)
-        ratios.append(recorded / plain)
+        finally:
+            watcher.detach()
+        if i >= 2:  # the first two pairs warm up
+            ratios.append(recorded / plain)
     return statistics.median(ratios)
 
 

@@ -1,13 +1,16 @@
 """Device-side counters for one activation site, and their one-shot move to the host.
 
-Per call and unit, a site adds the positions that were positive, the positions
-of the call if the unit saw a NaN or infinity in it, and for ReLU6 the
-positions at the cap; zeros are positions minus the rest, worked out on the
-host. Counting is three passes over the activation, none of which waits for
-the device: a sign, and two reductions that read it (the sum of the signs
-counts positives exactly; the plain sum is non-finite exactly when the unit
-saw a NaN or infinity). Positions and calls are known from shapes and kept as
-Python ints.
+Per call, a site takes the sign of the activation and two reductions that
+read it: the sum of the signs counts each unit's positive positions exactly,
+and the plain sum turns NaN or infinite exactly when the unit saw such a
+value. Both add into float32 window accumulators (exact for counts below
+2**24); a window is settled into int64 counters before it could lose
+precision and whenever results are read. Nothing waits for the device:
+positions and calls are known from shapes and kept as Python ints, and zeros
+are worked out on the host as positions minus the rest.
+
+A unit that saw a NaN or infinity in a window has all its positions of that
+window counted as non-finite, never as zeros.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from deadcheck.units import Layout, resolve_axis
 
 __all__ = ["SiteCounter", "collect", "count_units"]
 
-# float32 counts integers exactly below 2**24; above that, sums of signs use float64.
-_EXACT_FLOAT32 = 1 << 24
+# float32 holds every integer below 2**24 exactly: the most positions one window may add up.
+WINDOW = 1 << 24
 
 
 def count_units(
@@ -32,42 +35,39 @@ def count_units(
     axis: int,
     *,
     nonnegative: bool = False,
-    saturate_at: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Per unit along ``axis``: (positives, finite flag, positions >= ``saturate_at``).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per unit along ``axis``: (number of positions with x > 0, sum of x), both float32.
 
-    ``positives[u]`` counts positions with ``x > 0``, exactly, in a call where
-    unit ``u`` saw only finite values (where it did not, ``finite[u]`` is False
-    and its count is meaningless). ``nonnegative`` says ``x`` is a ReLU output,
-    whose signs are already 0 or 1.
+    The count is exact below 2**24 positions per unit and meaningless where the
+    sum is not finite. ``nonnegative`` says ``x`` is a ReLU output, whose signs
+    are already 0 or 1.
     """
     if x.is_quantized:
         raise TypeError("quantized activations are not supported; record the float model")
     if x.ndim == 0:
         x = x.reshape(1)
     dims = [d for d in range(x.ndim) if d != axis]
-    units = x.shape[axis]
-    per_unit = x.numel() // units if units else 0
     signs = x.sign() if x.is_floating_point() else x.sign().to(torch.float32)
     if not nonnegative:
         signs.clamp_(min=0)
-    exact = torch.float32 if per_unit < _EXACT_FLOAT32 else torch.float64
-    if dims:
-        positives = signs.sum(dims, dtype=exact)
-        totals = x.sum(dims, dtype=torch.float32) if x.is_floating_point() else None
-    else:
-        positives = signs.to(exact)
-        totals = x.to(torch.float32) if x.is_floating_point() else None
-    finite = (
-        torch.isfinite(totals)
-        if totals is not None
-        else torch.ones_like(positives, dtype=torch.bool)
-    )
-    saturated = None
-    if saturate_at is not None:
-        high = x >= saturate_at
-        saturated = high.sum(dims, dtype=torch.int64) if dims else high.long()
-    return positives, finite, saturated
+    if not dims:
+        return signs.to(torch.float32), x.to(torch.float32)
+    return signs.sum(dims, dtype=torch.float32), x.sum(dims, dtype=torch.float32)
+
+
+def _window_parts(x: torch.Tensor, axis: int, positions: int) -> list[torch.Tensor]:
+    """``x`` itself, or slices of it along a non-unit axis that each fit a float32 window."""
+    if positions < WINDOW // 2:
+        return [x]
+    dims = [d for d in range(x.ndim) if d != axis and x.shape[d] > 1]
+    if not dims:
+        return [x]
+    dim = max(dims, key=lambda d: x.shape[d])
+    pieces = min(x.shape[dim], -(-positions // (WINDOW // 4)))
+    parts: list[torch.Tensor] = []
+    for piece in x.chunk(pieces, dim):
+        parts += _window_parts(piece, axis, piece.numel() // max(1, x.shape[axis]))
+    return parts
 
 
 def _per_channel_prelu(call: ActivationCall) -> bool:
@@ -85,6 +85,8 @@ class SiteCounter:
     units: int
     positive: torch.Tensor
     nonfinite: torch.Tensor
+    window_positive: torch.Tensor
+    window_sum: torch.Tensor
     saturated: torch.Tensor | None
     saturate_at: float | None
     slope: float | torch.Tensor | None
@@ -92,6 +94,7 @@ class SiteCounter:
     caller: str | None = None
     positions: int = 0
     calls: int = 0
+    window_positions: int = 0
 
     @classmethod
     def create(
@@ -122,6 +125,8 @@ class SiteCounter:
         with torch.inference_mode(False):
             positive = torch.zeros(units, dtype=torch.int64, device=x.device)
             nonfinite = torch.zeros(units, dtype=torch.int64, device=x.device)
+            window_positive = torch.zeros(units, dtype=torch.float32, device=x.device)
+            window_sum = torch.zeros(units, dtype=torch.float32, device=x.device)
             saturated = (
                 torch.zeros(units, dtype=torch.int64, device=x.device)
                 if call.saturate_at is not None
@@ -135,6 +140,8 @@ class SiteCounter:
             units=units,
             positive=positive,
             nonfinite=nonfinite,
+            window_positive=window_positive,
+            window_sum=window_sum,
             saturated=saturated,
             saturate_at=call.saturate_at,
             slope=None,
@@ -153,20 +160,40 @@ class SiteCounter:
                 f"{tuple(x.shape)}; pass unit_axis= for it"
             )
         positions = x.numel() // units if units else 0
-        positives, finite, saturated = count_units(
-            x, self.axis, nonnegative=call.kind in ("ReLU", "ReLU6"), saturate_at=self.saturate_at
-        )
-        self.positive += torch.where(finite, positives, 0).to(torch.int64)
-        self.nonfinite += (~finite).to(torch.int64) * positions
-        if saturated is not None and self.saturated is not None:
-            self.saturated += saturated
+        nonnegative = call.kind in ("ReLU", "ReLU6")
+        for part in _window_parts(x, self.axis, positions):
+            n = part.numel() // units if units else 0
+            if self.window_positions + n >= WINDOW:
+                self.settle()
+            positives, sums = count_units(part, self.axis, nonnegative=nonnegative)
+            self.window_positive += positives
+            self.window_sum += sums
+            self.window_positions += n
+        if self.saturated is not None and self.saturate_at is not None:
+            dims = [d for d in range(x.ndim) if d != self.axis]
+            high = x >= self.saturate_at
+            self.saturated += high.sum(dims, dtype=torch.int64) if dims else high.long()
         self.positions += positions
         self.calls += 1
         self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope
         self.shape = tuple(x.shape)
 
+    def settle(self) -> None:
+        """Move the window into the int64 counters (device work only, no sync)."""
+        if not self.window_positions:
+            return
+        bad = ~torch.isfinite(self.window_sum)
+        self.positive += self.window_positive.masked_fill(bad, 0).to(torch.int64)
+        self.nonfinite += bad.to(torch.int64) * self.window_positions
+        self.window_positive.zero_()
+        self.window_sum.zero_()
+        self.window_positions = 0
+
     def reset(self) -> None:
         """Zero the counts, keep the site."""
+        self.window_positive.zero_()
+        self.window_sum.zero_()
+        self.window_positions = 0
         self.positive.zero_()
         self.nonfinite.zero_()
         if self.saturated is not None:
@@ -229,6 +256,8 @@ def collect(
     unrelated counts.
     """
     device = named[0][1].positive.device if named else torch.device("cpu")
+    for _, counter in named:
+        counter.settle()
     checksum = _layout_checksum(named)
     parts = [torch.tensor([samples, checksum, checksum * checksum], dtype=torch.int64)]
     for _, counter in named:

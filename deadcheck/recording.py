@@ -171,6 +171,7 @@ class Recorder:
         self._unit_axis = dict(unit_axis or {})
         self._handles: list[RemovableHandle] = []
         self._layout_handles: list[RemovableHandle] = []
+        self._passes = 0  # complete forward passes seen
         self._paths: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
@@ -216,7 +217,7 @@ class Recorder:
                             self._make_post_hook(key, layout), always_call=True
                         )
                     )
-                elif layout is not None:
+                elif layout is not None and not self._passes:
                     self._layout_handles.append(
                         module.register_forward_hook(self._make_layout_hook(layout))
                     )
@@ -280,6 +281,7 @@ class Recorder:
                 if layout is not None:
                     self._layout = layout
                 if not stack:
+                    self._passes += 1
                     _INTERCEPTOR.deactivate(self)
                     # After one whole pass every site has its unit axis: the hooks
                     # that only told which layer produced an input can go.

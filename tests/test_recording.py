@@ -323,3 +323,21 @@ def test_no_host_sync_inside_a_recorded_cuda_forward() -> None:
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert rec.stats().site("2").positions == 4 * 14 * 14 * 4
+
+
+def test_windows_settle_exactly_and_keep_nan_to_its_window(monkeypatch) -> None:
+    """Tiny float32 windows force settling and splitting; counts stay exact."""
+    import deadcheck.counting
+
+    monkeypatch.setattr(deadcheck.counting, "WINDOW", 8)
+    model = mlp(nn.ReLU())
+    x = X5.repeat(5, 1)  # 25 positions per unit in one call: split into several windows
+    with deadcheck.record(model) as rec:
+        model(x)
+        model(X5)
+        rec.counters()[0][1].settle()
+        model(torch.tensor([[math.nan]]))  # a window of its own after the settle above
+    site = rec.stats().site("1")
+    assert site.positions == 31
+    assert site.zeros == (12, 18, 30)
+    assert site.nonfinite == (1, 1, 1)
