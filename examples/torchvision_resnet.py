@@ -1,0 +1,59 @@
+"""Scan a torchvision ResNet-50, then swap its flagged sites for PReLU.
+
+With a weights file (``python examples/torchvision_resnet.py resnet50.pth``)
+the scan runs on your trained network; without one it uses random weights.
+Inputs are random images; for real conclusions feed real batches
+(``deadcheck scan model.py`` with a ``batches()`` that yields them).
+
+Run: ``python examples/torchvision_resnet.py [WEIGHTS]`` (``DEADCHECK_QUICK=1``:
+smaller images).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+import torchvision
+
+import deadcheck
+from deadcheck.errors import InputError
+from deadcheck.loading import load_weights
+
+QUICK = os.environ.get("DEADCHECK_QUICK") == "1"
+SHAPE = (2, 3, 64, 64) if QUICK else (8, 3, 224, 224)
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None)
+    if len(sys.argv) > 1:
+        try:
+            load_weights(model, sys.argv[1])  # weights_only=True; refuses pickled code
+        except InputError as error:
+            sys.exit(f"error: {error}")
+    batches = [torch.randn(SHAPE) for _ in range(2)]
+    report = deadcheck.scan(model, batches, target="resnet50")
+    print(deadcheck.render(report))
+    # Random weights rarely leave a layer dying: lower the bar to 20% to show a repair.
+    strict = deadcheck.scan(model, batches, target="resnet50", dying=0.2)
+    print(f"sites with at least 20% dead units: {len(strict.flagged_sites)}")
+    swapped = deadcheck.swap(model, "prelu", sites=strict)
+    added = sum(p.numel() for p in swapped.parameters()) - sum(
+        p.numel() for p in model.parameters()
+    )
+    after = deadcheck.scan(swapped, batches, target="resnet50 swapped")
+    plan = deadcheck.plan_swap(model, "prelu", strict)
+    print(f"swapped to PReLU: {len(plan.sites)} sites, {added} slopes added")
+    for site in plan.sites:
+        layer = after.layer(site.new_site)
+        print(f"  {site.site:<18} -> {site.new_site:<18} {layer.kind}, {layer.units} slopes")
+    print(
+        "the swap does not move pre-activations: units start where they were, but now "
+        "get a gradient when negative, so training can bring them back"
+    )
+
+
+if __name__ == "__main__":
+    main()
