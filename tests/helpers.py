@@ -41,7 +41,7 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "F.relu6": F.relu6,
     "F.leaky_relu": lambda x: F.leaky_relu(x, 0.2),
     "F.leaky_relu-inplace": lambda x: F.leaky_relu(x.clone(), 0.2, inplace=True),
-    "F.prelu": lambda x: F.prelu(x, torch.tensor([0.25])),
+    "F.prelu": lambda x: F.prelu(x, x.new_tensor([0.25])),
     "F.rrelu": lambda x: F.rrelu(x, training=False),
 }
 
