@@ -20,6 +20,7 @@ __all__ = [
     "MODULE_KINDS",
     "ActivationCall",
     "is_family_module",
+    "module_call",
     "module_kind",
     "parse_call",
 ]
@@ -147,3 +148,18 @@ def module_kind(module: nn.Module) -> str | None:
 def is_family_module(module: nn.Module) -> bool:
     """True for nn.ReLU, ReLU6, LeakyReLU, PReLU, RReLU and their subclasses."""
     return module_kind(module) is not None
+
+
+def module_call(module: nn.Module) -> ActivationCall:
+    """What calling an activation module amounts to: its kind and slope, read from the module."""
+    kind = module_kind(module)
+    if kind == "ReLU6":
+        return ActivationCall("ReLU6", "relu6", saturate_at=6.0)
+    if kind == "LeakyReLU":
+        return ActivationCall("LeakyReLU", "leaky_relu", slope=float(module.negative_slope))
+    if kind == "PReLU":
+        return ActivationCall("PReLU", "prelu", slope=module.weight)
+    if kind == "RReLU":
+        slope = (float(module.lower) + float(module.upper)) / 2
+        return ActivationCall("RReLU", "rrelu", slope=slope)
+    return ActivationCall("ReLU", "relu")

@@ -121,7 +121,9 @@ def _build(obj: Any, where: str) -> nn.Module:
         if isinstance(built, nn.Module):
             return built
         raise InputError(f"{where}() returned {type(built).__name__}, not an nn.Module")
-    raise InputError(f"{where} is a {type(obj).__name__}, not an nn.Module")
+    kind = type(obj).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    raise InputError(f"{where} is {article} {kind}, not an nn.Module")
 
 
 def _from_namespace(module: ModuleType, attr: str, label: str, name: str) -> Target:

@@ -26,7 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-from deadcheck.activations import CALLS, ActivationCall, is_family_module
+from deadcheck.activations import CALLS, ActivationCall, is_family_module, module_call
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.statistics import Stats
 from deadcheck.units import Layout, layout_of
@@ -73,7 +73,7 @@ class _Interceptor(TorchFunctionMode):
                     args[0] if call.kind == "PReLU" or not isinstance(out, torch.Tensor) else out
                 )
                 for recorder in self.active:
-                    recorder._observe(call, counted)
+                    recorder._intercepted(call, counted)
         return out
 
     def activate(self, recorder: Recorder) -> None:
@@ -102,16 +102,31 @@ def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
     return 1
 
 
-def _may_call_activations(module: nn.Module) -> bool:
-    """Whether a module's own code may run a ReLU-family call (so it belongs on the stack).
+def _is_torch_layer(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("torch.nn.")
 
-    torch's own layers (Conv2d, BatchNorm2d, Linear, ...) never do; activation
-    modules, Sequential (which calls its children) and every module written
-    outside torch.nn (the user's, torchvision's) may.
+
+def _on_stack(module: nn.Module) -> bool:
+    """Whether a module takes part in naming sites: activations, callers, containers.
+
+    torch's own leaf layers (Conv2d, BatchNorm2d, Linear, ...) never call an
+    activation, so they stay unhooked and cost nothing.
     """
     if is_family_module(module) or isinstance(module, nn.Sequential):
         return True
-    return not type(module).__module__.startswith("torch.nn.")
+    return not _is_torch_layer(module) or bool(module._modules)
+
+
+def _runs_own_activations(module: nn.Module) -> bool:
+    """Whether a module's own forward code may call F.relu and friends (the mode must watch).
+
+    Activation modules are counted by their own hooks, and Sequential only
+    calls its children; the user's modules, torchvision's, and torch's
+    composites such as TransformerEncoderLayer (which calls F.relu) may.
+    """
+    if is_family_module(module) or isinstance(module, (nn.Sequential, nn.ModuleList)):
+        return False
+    return not _is_torch_layer(module) or bool(module._modules)
 
 
 def _is_compiled(model: nn.Module) -> bool:
@@ -172,6 +187,7 @@ class Recorder:
         self._handles: list[RemovableHandle] = []
         self._layout_handles: list[RemovableHandle] = []
         self._passes = 0  # complete forward passes seen
+        self._mode_depth = 0  # modules on the stack whose own code the mode must watch
         self._paths: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
@@ -208,13 +224,16 @@ class Recorder:
                 self._paths[key] = path
                 self._family[key] = is_family_module(module)
                 layout = layout_of(module)
-                if module is self.model or _may_call_activations(module):
+                if module is self.model or _on_stack(module):
+                    mode = _runs_own_activations(module)
                     self._handles.append(
-                        module.register_forward_pre_hook(self._make_pre_hook(key), with_kwargs=True)
+                        module.register_forward_pre_hook(
+                            self._make_pre_hook(key, mode), with_kwargs=True
+                        )
                     )
                     self._handles.append(
                         module.register_forward_hook(
-                            self._make_post_hook(key, layout), always_call=True
+                            self._make_post_hook(key, layout, mode), always_call=True
                         )
                     )
                 elif layout is not None and not self._passes:
@@ -241,6 +260,7 @@ class Recorder:
                 )
                 self._stance = None
             self._stack.clear()
+            self._mode_depth = 0
             _INTERCEPTOR.deactivate(self)
             self._attached = False
 
@@ -261,33 +281,47 @@ class Recorder:
     def attached(self) -> bool:
         return self._attached
 
-    def _make_pre_hook(self, key: int) -> Any:
+    def _make_pre_hook(self, key: int, mode: bool) -> Any:
         def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if not self._stack:
                 # The outermost call of this model: a new forward pass starts.
                 self._pass_counts.clear()
                 self._layout = None
                 self._samples += _batch_size(args, kwargs)
-                _INTERCEPTOR.activate(self)
             self._stack.append(key)
+            if mode:
+                self._mode_depth += 1
+                if self._mode_depth == 1:
+                    _INTERCEPTOR.activate(self)
 
         return pre_hook
 
-    def _make_post_hook(self, key: int, layout: Layout | None) -> Any:
+    def _make_post_hook(self, key: int, layout: Layout | None, mode: bool) -> Any:
+        family = self._family[key]
+
         def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             stack = self._stack
-            if stack and stack[-1] == key:
-                stack.pop()
-                if layout is not None:
-                    self._layout = layout
-                if not stack:
-                    self._passes += 1
+            if not stack or stack[-1] != key:
+                return
+            if family and isinstance(output, torch.Tensor) and args:
+                call = module_call(module)
+                counted = args[0] if call.kind == "PReLU" else output
+                if isinstance(counted, torch.Tensor):
+                    self._observe(call, counted)
+            stack.pop()
+            if mode:
+                self._mode_depth -= 1
+                if self._mode_depth == 0:
                     _INTERCEPTOR.deactivate(self)
-                    # After one whole pass every site has its unit axis: the hooks
-                    # that only told which layer produced an input can go.
-                    for handle in self._layout_handles:
-                        handle.remove()
-                    self._layout_handles.clear()
+            if layout is not None:
+                self._layout = layout
+            if not stack:
+                self._passes += 1
+                # After one whole pass every site has its unit axis: the hooks
+                # that only told which layer produced an input can go.
+                for handle in self._layout_handles:
+                    handle.remove()
+                self._layout_handles.clear()
 
         return post_hook
 
@@ -299,9 +333,13 @@ class Recorder:
 
     # -- counting ----------------------------------------------------------
 
+    def _intercepted(self, call: ActivationCall, x: torch.Tensor) -> None:
+        """A functional call seen by the function mode."""
+        if self._stack and not self._family[self._stack[-1]]:
+            self._observe(call, x)
+        # Inside an activation module, its own forward hook does the counting.
+
     def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
-        if not self._stack:
-            return
         stack = self._stack
         key = stack[-1]
         path = self._paths[key]

@@ -341,3 +341,27 @@ def test_windows_settle_exactly_and_keep_nan_to_its_window(monkeypatch) -> None:
     assert site.positions == 31
     assert site.zeros == (12, 18, 30)
     assert site.nonfinite == (1, 1, 1)
+
+
+def test_functional_relu_inside_torch_transformer_layers() -> None:
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=12, batch_first=True)
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).train()
+    x = torch.randn(3, 5, 8)
+    reference: dict[int, torch.Tensor] = {}
+
+    def keep(i: int):
+        def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
+            reference[i] = (out <= 0).reshape(-1, 12).sum(0)
+
+        return hook
+
+    for i, block in enumerate(model.layers):
+        block.linear1.register_forward_hook(keep(i))
+    with deadcheck.record(model) as rec:
+        model(x)
+    stats = rec.stats()
+    assert stats.names == ("layers.0:relu", "layers.1:relu")
+    for i, name in enumerate(stats.names):
+        site = stats.site(name)
+        assert (site.units, site.unit_axis, site.positions) == (12, 2, 15)
+        assert list(site.zeros) == reference[i].tolist()
