@@ -36,19 +36,24 @@ def main() -> None:
     batches = [torch.randn(SHAPE) for _ in range(2)]
     report = deadcheck.scan(model, batches, target="resnet50")
     print(deadcheck.render(report))
-    # Random weights rarely leave a layer dying: lower the bar to 20% to show a repair.
-    strict = deadcheck.scan(model, batches, target="resnet50", dying=0.2)
-    print(f"sites with at least 20% dead units: {len(strict.flagged_sites)}")
-    swapped = deadcheck.swap(model, "prelu", sites=strict)
+    # Random weights rarely leave a layer dying: swap the five sites with the most dead units.
+    worst = sorted(report.layers, key=lambda layer: -layer.dead_fraction)[:5]
+    names = [layer.name for layer in worst]
+    swapped = deadcheck.swap(model, "prelu", sites=names, example_inputs=batches[0])
     added = sum(p.numel() for p in swapped.parameters()) - sum(
         p.numel() for p in model.parameters()
     )
     after = deadcheck.scan(swapped, batches, target="resnet50 swapped")
-    plan = deadcheck.plan_swap(model, "prelu", strict)
-    print(f"swapped to PReLU: {len(plan.sites)} sites, {added} slopes added")
+    plan = deadcheck.plan_swap(model, "prelu", names, report=report)
+    print(
+        f"swapped to PReLU: {len(plan.sites)} sites with the most dead units, {added} slopes added"
+    )
     for site in plan.sites:
         layer = after.layer(site.new_site)
-        print(f"  {site.site:<18} -> {site.new_site:<18} {layer.kind}, {layer.units} slopes")
+        share = report.layer(site.site).dead_fraction
+        print(
+            f"  {site.site:<18} ({share:.0%} dead) -> {site.new_site:<18} {layer.kind}, {layer.units} slopes"
+        )
     print(
         "the swap does not move pre-activations: units start where they were, but now "
         "get a gradient when negative, so training can bring them back"

@@ -19,7 +19,7 @@ EXPECTED_OUTPUT = {
     "slope_sensitivity.py": ["loss@200", "tiny-slope@1", "near-linear-slope@1"],
     "born_dead.py": ["theory", "at one input"],
     "training_monitor.py": ["rising: head.2", "tensorboard --logdir"],
-    "torchvision_resnet.py": ["49 sites", "swapped to PReLU", "PReLU, 512 slopes"],
+    "torchvision_resnet.py": ["49 sites", "swapped to PReLU: 5 sites", "PReLU, 512 slopes"],
 }
 
 
