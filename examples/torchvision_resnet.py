@@ -52,7 +52,8 @@ def main() -> None:
         layer = after.layer(site.new_site)
         share = report.layer(site.site).dead_fraction
         print(
-            f"  {site.site:<18} ({share:.0%} dead) -> {site.new_site:<18} {layer.kind}, {layer.units} slopes"
+            f"  {site.site:<18} ({share:.0%} dead) -> {site.new_site:<18} "
+            f"{layer.kind}, {layer.units} slopes"
         )
     print(
         "the swap does not move pre-activations: units start where they were, but now "
