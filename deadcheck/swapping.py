@@ -222,7 +222,7 @@ def plan_swap(
                 inplace=False if prelu else _inplace(model, layer),
             )
         )
-    return _with_new_names(SwapPlan(to=target, sites=tuple(planned)))
+    return _with_new_names(SwapPlan(to=target, sites=tuple(planned)), model)
 
 
 def _new_module(site: PlannedSite, like: torch.Tensor | None) -> nn.Module:
@@ -276,14 +276,6 @@ def _function_name(node: torch.fx.Node) -> str | None:
     return None
 
 
-def _free_name(module: nn.Module, wanted: str) -> str:
-    name, n = wanted, 1
-    while hasattr(module, name):
-        name = f"{wanted}_{n}"
-        n += 1
-    return name
-
-
 def _rewrite_caller(
     model: nn.Module, caller_path: str, group: list[PlannedSite], like: torch.Tensor | None
 ) -> tuple[nn.Module, dict[str, str]]:
@@ -320,8 +312,9 @@ def _rewrite_caller(
                 "or its control flow differs from the traced path)"
             )
         node = nodes[site.index]
-        stem = site.function or site.module.rpartition(".")[2]
-        name = _free_name(gm, stem if site.occurrences == 1 else f"{stem}_{site.index}")
+        name = site.new_site.rpartition(".")[2]
+        if hasattr(gm, name):
+            raise SwapError(f"cannot swap {site.site}: {where} already has an attribute {name!r}")
         gm.add_submodule(name, _new_module(site, like))
         with gm.graph.inserting_after(node):
             new_node = gm.graph.call_module(name, (node.args[0],))
@@ -366,16 +359,26 @@ def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
     return model
 
 
-def _with_new_names(plan: SwapPlan) -> SwapPlan:
+def _with_new_names(plan: SwapPlan, model: nn.Module) -> SwapPlan:
+    """Name the module each rewritten call site will get, avoiding the caller's own names."""
+    taken: dict[str, set[str]] = {}
     sites = []
     for site in plan.sites:
         if site.function is None and site.occurrences == 1:
-            new = site.module
-        else:
-            prefix = f"{site.caller}." if site.caller else ""
-            stem = site.function or site.module.rpartition(".")[2]
-            new = prefix + (stem if site.occurrences == 1 else f"{stem}_{site.index}")
-        sites.append(replace(site, new_site=new))
+            sites.append(replace(site, new_site=site.module))
+            continue
+        caller_path = site.caller or ""
+        if caller_path not in taken:
+            caller = model.get_submodule(caller_path) if caller_path else model
+            taken[caller_path] = set(vars(caller)) | set(caller._modules) | set(dir(type(caller)))
+        stem = site.function or site.module.rpartition(".")[2]
+        wanted = stem if site.occurrences == 1 else f"{stem}_{site.index}"
+        name, n = wanted, 1
+        while name in taken[caller_path]:
+            name, n = f"{wanted}_{n}", n + 1
+        taken[caller_path].add(name)
+        prefix = f"{caller_path}." if caller_path else ""
+        sites.append(replace(site, new_site=prefix + name))
     return replace(plan, sites=tuple(sites))
 
 

@@ -244,3 +244,26 @@ def test_cli_swap_writes_state_plan_and_howto(tmp_path: Path, monkeypatch) -> No
     ]
     bad = CliRunner().invoke(main, [*args[:-2], "-o", str(tmp_path / "x"), "--sites", "zzz"])
     assert bad.exit_code == 2 and "no site named zzz" in bad.stderr
+
+
+class NameClash(nn.Module):
+    """Calls F.relu while already owning an attribute called relu."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1, 3)
+        self.relu = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(F.relu(self.fc(x)))
+
+
+def test_new_module_names_avoid_the_callers_own() -> None:
+    model = NameClash()
+    plan = deadcheck.plan_swap(model, "prelu", example_inputs=X5)
+    assert [(s.site, s.new_site) for s in plan.sites] == [(":relu", "relu_1")]
+    swapped = deadcheck.apply_plan(copy.deepcopy(model), plan)
+    assert isinstance(swapped.relu_1, nn.PReLU) and isinstance(swapped.relu, nn.Identity)
+    with deadcheck.record(swapped) as rec:
+        swapped(X5)
+    assert rec.stats().names == ("relu_1",)
