@@ -152,14 +152,12 @@ def is_family_module(module: nn.Module) -> bool:
 
 def module_call(module: nn.Module) -> ActivationCall:
     """What calling an activation module amounts to: its kind and slope, read from the module."""
-    kind = module_kind(module)
-    if kind == "ReLU6":
+    if isinstance(module, nn.ReLU6):
         return ActivationCall("ReLU6", "relu6", saturate_at=6.0)
-    if kind == "LeakyReLU":
+    if isinstance(module, nn.LeakyReLU):
         return ActivationCall("LeakyReLU", "leaky_relu", slope=float(module.negative_slope))
-    if kind == "PReLU":
+    if isinstance(module, nn.PReLU):
         return ActivationCall("PReLU", "prelu", slope=module.weight)
-    if kind == "RReLU":
-        slope = (float(module.lower) + float(module.upper)) / 2
-        return ActivationCall("RReLU", "rrelu", slope=slope)
+    if isinstance(module, nn.RReLU):
+        return ActivationCall("RReLU", "rrelu", slope=(module.lower + module.upper) / 2)
     return ActivationCall("ReLU", "relu")

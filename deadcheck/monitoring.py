@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +46,7 @@ class Trend:
             raise ValueError(f"trend window must be at least 2 snapshots, got {self.window}")
 
 
-def rising_sites(history: list[Mapping[str, float]], trend: Trend = Trend()) -> dict[str, str]:
+def rising_sites(history: Sequence[Mapping[str, float]], trend: Trend = Trend()) -> dict[str, str]:
     """Sites whose dead share rose over the last ``trend.window`` snapshots, with a message.
 
     A site is rising when, over the window, its dead share (a) has a positive

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -151,7 +151,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
         elif isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
         elif _is_compiled(model):
-            model = model._orig_mod
+            model = cast(nn.Module, model._orig_mod)
         else:
             return model
 
