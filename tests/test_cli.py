@@ -197,3 +197,10 @@ def test_console_script_and_module_entry_points() -> None:
 def test_help_does_not_import_torch() -> None:
     code = "import sys; from deadcheck.cli import main; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_readme_excerpt_is_the_real_output() -> None:
+    code, out, _ = run("scan", "examples/dying_mlp.py")
+    readme = (ROOT / "README.md").read_text()
+    assert code == 0
+    assert f"```text\n{out}```" in readme
