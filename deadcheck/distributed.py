@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["all_reduce_sum", "is_distributed", "rank", "world_size"]
+__all__ = ["all_reduce_sum", "is_distributed", "rank"]
 
 
 def is_distributed() -> bool:
@@ -18,12 +18,6 @@ def rank() -> int:
     import torch.distributed as dist
 
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    import torch.distributed as dist
-
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def all_reduce_sum(flat: torch.Tensor) -> torch.Tensor:

@@ -71,11 +71,6 @@ class SiteStats:
             return ()
         return tuple(u for u, s in enumerate(self.saturated) if s == self.positions)
 
-    @property
-    def is_functional(self) -> bool:
-        """True when the site is a functional call rather than an activation module."""
-        return self.function is not None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -97,6 +97,7 @@ def test_flagged_sites_and_fail_on() -> None:
     )
     report = analyze(stats)
     assert report.flagged_sites == ("a", "b")
+    assert report.worst_severity == "error"
     assert report.fails("error") and report.fails("warning")
     assert not analyze(Stats(sites=(site((1,)),), samples=1)).fails("warning")
 

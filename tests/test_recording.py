@@ -263,6 +263,10 @@ def test_names_are_stable_between_runs() -> None:
         return rec.stats().names
 
     assert names() == names() == ("act#0", "act#1", "act#2")
+    model = Twice()
+    with deadcheck.record(model) as rec:
+        model(IMG)
+        assert rec.site_names() == ["act#0", "act#1", "act#2"]  # live, before any stats()
 
 
 def test_calls_outside_the_model_are_not_counted() -> None:
