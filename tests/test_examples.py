@@ -73,3 +73,15 @@ def test_born_dead_matches_the_closed_forms() -> None:
     single = [r for r in rows if len(r) == 4]
     for width, depth, relu, theory in single:
         assert abs(float(relu) - float(theory)) <= 4 * 0.5 / 200**0.5, (width, depth)
+
+
+def test_docs_quote_what_the_examples_print() -> None:
+    """docs/examples.md quotes these tables; QUICK mode does not change these two examples."""
+    docs = (ROOT / "docs" / "examples.md").read_text()
+    for name, first_line in [
+        ("digits_swap.py", "run  "),
+        ("slope_sensitivity.py", "  slope"),
+    ]:
+        out = run_example(name)
+        table = out[out.index(first_line) :].split("\n\n")[0].rstrip("\n")
+        assert table in docs, f"docs/examples.md no longer quotes {name}'s output"
