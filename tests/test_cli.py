@@ -181,7 +181,8 @@ def test_table_fits_80_columns_for_121_sites() -> None:
 
 def test_console_script_and_module_entry_points() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for cmd in (["deadcheck"], [sys.executable, "-m", "deadcheck"]):
+    script = Path(sys.executable).parent / "deadcheck"  # the one installed beside this Python
+    for cmd in ([str(script)], [sys.executable, "-m", "deadcheck"]):
         done = subprocess.run(
             [*cmd, "scan", f"{T}/planted.py", "--fail-on", "error"],
             capture_output=True,
