@@ -56,6 +56,8 @@ def _handle_errors(func: F) -> F:
                 err=True,
             )
             click.echo(_user_frames(error.original).rstrip(), err=True)
+            if error.hint:
+                click.echo(f"deadcheck: hint: {error.hint}", err=True)
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]

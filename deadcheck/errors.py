@@ -24,7 +24,8 @@ class ModelError(Exception):
 
     exit_code = EXIT_MODEL
 
-    def __init__(self, where: str, original: BaseException) -> None:
+    def __init__(self, where: str, original: BaseException, hint: str | None = None) -> None:
         super().__init__(f"{where}: {type(original).__name__}: {original}")
         self.where = where
         self.original = original
+        self.hint = hint

@@ -87,6 +87,17 @@ def inputs_for(
     return random_batches(shape, count, seed=seed), count
 
 
+def _hint(batch: Any, error: Exception) -> str | None:
+    """A likely cause for a forward pass that rejected its batch, or None."""
+    if isinstance(error, TypeError) and isinstance(batch, (tuple, list)) and len(batch) > 1:
+        return (
+            f"the batch is a {type(batch).__name__} of {len(batch)}, which deadcheck passes as "
+            "that many positional arguments; if it is (inputs, labels) from a DataLoader, "
+            "yield only the inputs: `for x, _ in loader: yield x`"
+        )
+    return None
+
+
 def scan(
     model: nn.Module,
     inputs: Iterable[Any],
@@ -124,7 +135,9 @@ def scan(
                 try:
                     call_model(model, to_device(batch, where))
                 except Exception as error:
-                    raise ModelError(f"forward pass on batch {seen}", error) from error
+                    raise ModelError(
+                        f"forward pass on batch {seen}", error, _hint(batch, error)
+                    ) from error
             except KeyboardInterrupt:
                 partial = True
                 break
