@@ -230,9 +230,14 @@ def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = Fal
 
 
 def to_device(batch: Any, device: torch.device | str) -> Any:
-    """``batch`` with every tensor in it moved to ``device`` (tuples, lists, dicts kept)."""
+    """``batch`` with every tensor in it moved to ``device`` (tuples, lists, dicts kept).
+
+    NumPy arrays become tensors on the way.
+    """
     if isinstance(batch, torch.Tensor):
         return batch.to(device)
+    if type(batch).__module__ == "numpy" and hasattr(batch, "__array__"):
+        return torch.as_tensor(batch).to(device)
     if isinstance(batch, tuple):
         return tuple(to_device(b, device) for b in batch)
     if isinstance(batch, list):

@@ -160,3 +160,11 @@ def test_nan_model_via_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["scan", str(target), "--fail-on", "error"])
     assert result.exit_code == 1
     assert "nan-activations" in result.stdout
+
+
+def test_numpy_batches_become_tensors() -> None:
+    import numpy as np
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    report = deadcheck.scan(model, [np.ones((4, 2), dtype=np.float32)])
+    assert report.samples == 4 and report.layers[0].positions == 4
