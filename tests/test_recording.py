@@ -369,3 +369,54 @@ def test_functional_relu_inside_torch_transformer_layers() -> None:
         site = stats.site(name)
         assert (site.units, site.unit_axis, site.positions) == (12, 2, 15)
         assert list(site.zeros) == reference[i].tolist()
+
+
+CHUNKED = [
+    ("cnn-nchw", lambda: nn.Sequential(nn.Conv2d(2, 5, 3), nn.ReLU()), (3, 2, 9, 7), False),
+    (
+        "cnn-channels-last",
+        lambda: nn.Sequential(nn.Conv2d(2, 5, 3), nn.LeakyReLU(0.1)),
+        (3, 2, 9, 7),
+        True,
+    ),
+    ("tokens", lambda: nn.Sequential(nn.Linear(4, 6), nn.ReLU6()), (2, 37, 4), False),
+    (
+        "single-sample",
+        lambda: nn.Sequential(nn.Conv2d(2, 5, 1), nn.PReLU(5)),
+        (1, 2, 11, 13),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "shape", "channels_last"), [c[1:] for c in CHUNKED], ids=[c[0] for c in CHUNKED]
+)
+def test_chunked_cpu_counting_matches_the_reference(
+    monkeypatch, build, shape, channels_last
+) -> None:
+    """Tiny chunks force the cache-sized sign buffer path, in training mode with autograd."""
+    import deadcheck.counting
+    from tests.helpers import Reference
+
+    monkeypatch.setattr(deadcheck.counting, "CHUNK", 16)
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(shape)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    reference = Reference(model)
+    try:
+        with deadcheck.record(model) as rec:
+            model(x).sum().backward()
+            model(x * 3)
+    finally:
+        reference.close()
+    for site in rec.stats().sites:
+        zeros, nonfinite, positions = reference.counts(site.module, site.unit_axis)
+        assert (list(site.zeros), list(site.nonfinite), site.positions) == (
+            zeros,
+            nonfinite,
+            positions,
+        )
