@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from deadcheck.analysis import Finding, Report, analyze
+from deadcheck.analysis import Finding, Report, Thresholds, analyze
 from deadcheck.recording import Recorder
 
 __all__ = ["Monitor", "Snapshot", "Trend", "rising_sites"]
@@ -113,6 +113,7 @@ class Monitor:
             raise ValueError(f"every must be at least 1, got {every}")
         if writer is not None and log_dir is not None:
             raise ValueError("pass log_dir or writer, not both")
+        Thresholds(**thresholds)  # fail now, before touching the model
         self.every = every
         self.trend = trend
         self.thresholds = thresholds
@@ -122,10 +123,9 @@ class Monitor:
         self._steps = 0
         self._own_writer = False
         self._writer = writer
+        self._log_dir = log_dir
         self._recorder = Recorder(model, unit_axis=unit_axis)
         self._recorder.attach()
-        self._log_dir = log_dir
-        analyze(self._recorder.stats(reduce=False), **thresholds)  # validate thresholds early
 
     @property
     def steps(self) -> int:

@@ -126,3 +126,7 @@ def test_bad_arguments() -> None:
         deadcheck.Monitor(ten_units(), every=0)
     with pytest.raises(ValueError, match="window"):
         Trend(window=1)
+    model = ten_units()
+    with pytest.raises(ValueError, match="dying"):
+        deadcheck.Monitor(model, dying=2.0)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
