@@ -412,5 +412,7 @@ def swap(
             per_channel=per_channel,
             example_inputs=example_inputs,
         )
-    target = model if inplace else copy.deepcopy(model)
-    return apply_plan(target, plan)
+    if not inplace:
+        return apply_plan(copy.deepcopy(model), plan)
+    apply_plan(copy.deepcopy(model), plan)  # a dry run: a swap that fails leaves no half-swap
+    return apply_plan(model, plan)

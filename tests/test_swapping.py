@@ -202,6 +202,28 @@ def test_untraceable_site_fails_naming_the_site() -> None:
         deadcheck.swap(Untraceable(), "prelu", example_inputs=X5)
 
 
+class HalfSwappable(nn.Module):
+    """One module site that swaps, one functional call in untraceable code that cannot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1, 2)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc(x))
+        if h.sum() > -1e9:
+            h = F.relu(h)
+        return h
+
+
+def test_a_failing_inplace_swap_leaves_the_model_as_it_was() -> None:
+    model = HalfSwappable()
+    with pytest.raises(deadcheck.SwapError):
+        deadcheck.swap(model, "prelu", example_inputs=X5, inplace=True)
+    assert isinstance(model.act, nn.ReLU)
+
+
 def test_bad_requests_fail_clearly() -> None:
     with pytest.raises(deadcheck.SwapError, match="no site named nope"):
         deadcheck.swap(mlp(nn.ReLU()), "prelu", sites=["nope"], example_inputs=X5)
