@@ -112,3 +112,9 @@ class Reference:
             zeros.append(int((column <= 0).sum()) if finite else 0)
             nonfinite.append(0 if finite else column.numel())
         return zeros, nonfinite, flat.shape[0]
+
+    def check(self, site: Any) -> None:
+        """Assert that a recorded site's counts equal this reference's, exactly."""
+        zeros, nonfinite, positions = self.counts(site.module, site.unit_axis)
+        got = (list(site.zeros), list(site.nonfinite), site.positions, site.units)
+        assert got == (zeros, nonfinite, positions, len(zeros)), site.name

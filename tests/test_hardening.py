@@ -57,12 +57,7 @@ def test_dtypes_and_memory_formats_match_the_reference(build, make_input) -> Non
     finally:
         reference.close()
     for site in rec.stats().sites:
-        zeros, nonfinite, positions = reference.counts(site.module, site.unit_axis)
-        assert (list(site.zeros), list(site.nonfinite), site.positions) == (
-            zeros,
-            nonfinite,
-            positions,
-        )
+        reference.check(site)
     assert rec.stats().sites[0].dead_units[:2] == (0, 1)  # planted: large negative biases
 
 
