@@ -220,7 +220,7 @@ def _site_findings(site: LayerReport, t: Thresholds) -> list[Finding]:
                 "nan-activations",
                 "error",
                 name,
-                f"{len(site.nonfinite_units)} of {site.units} units saw NaN or infinite inputs "
+                f"{len(site.nonfinite_units)} of {site.units} units saw NaN "
                 f"(units {_units_text(site.nonfinite_units)})",
                 site.nonfinite_units,
             )

@@ -1,20 +1,24 @@
 """Device-side counters for one activation site, and their one-shot move to the host.
 
-Per call, a site takes the sign of the activation and two reductions that
-read it: the sum of the signs counts each unit's positive positions exactly,
-and the plain sum turns NaN or infinite exactly when the unit saw such a
-value. Both add into float32 window accumulators (exact for counts below
-2**24); a window is settled into int64 counters before it could lose
-precision and whenever results are read. Nothing waits for the device:
-positions and calls are known from shapes and kept as Python ints, and zeros
-are worked out on the host as positions minus the rest.
+Per call, a site maps the activation to an indicator, ``ceil(clamp(x, 0, 1))``:
+1 for every positive value (however tiny), 0 for zero and below, NaN for NaN
+(``sign`` would not do: torch gives ``sign(nan) == 0``). Summed per unit, it
+counts each unit's positive positions exactly and turns NaN exactly when the
+unit saw a NaN, so one read of the activation does both. The sums add
+into float32 window accumulators (exact for counts below 2**24); a window is
+settled into int64 counters before it could lose precision and whenever
+results are read. Nothing waits for the device: positions and calls are
+known from shapes and kept as Python ints, and zeros are worked out on the
+host as positions minus the rest.
 
-A unit that saw a NaN or infinity in a window has all its positions of that
-window counted as non-finite, never as zeros.
+A unit that saw a NaN in a window has all its positions of that window
+counted as non-finite, never as zeros. Infinities are counted by their sign:
+``+inf`` is a positive (active) position, ``-inf`` an off one.
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from dataclasses import dataclass
 
@@ -30,56 +34,66 @@ __all__ = ["SiteCounter", "collect", "count_units"]
 WINDOW = 1 << 24
 
 
-# On the CPU, signs are written chunk by chunk into one reused buffer small enough to
+# On the CPU, indicators are written chunk by chunk into one reused buffer small enough to
 # stay in cache: measured 40% faster than a fresh activation-sized tensor per call.
+# One buffer per thread, so models recorded in two threads at once never share it.
 CHUNK = 1 << 20
-_scratch: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+_local = threading.local()
 
 
 def _scratch_for(x: torch.Tensor) -> torch.Tensor:
-    key = (x.device, x.dtype)
-    buffer = _scratch.get(key)
+    buffers: dict[torch.dtype, torch.Tensor] = _local.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(x.dtype)
     if buffer is None or buffer.numel() < CHUNK:
+        # An ordinary tensor even when first made under inference_mode, or later
+        # training-mode calls could not write into it.
         with torch.inference_mode(False):
-            buffer = _scratch[key] = torch.empty(CHUNK, dtype=x.dtype, device=x.device)
+            buffer = buffers[x.dtype] = torch.empty(CHUNK, dtype=x.dtype)
     return buffer
 
 
-def _positives(x: torch.Tensor, dims: list[int], nonnegative: bool) -> torch.Tensor:
-    """Per unit, the number of positions with x > 0, as float32 (exact below 2**24)."""
-    if x.device.type != "cpu" or not x.is_floating_point() or x.numel() <= CHUNK:
-        signs = x.sign() if x.is_floating_point() else x.sign().to(torch.float32)
-        if not nonnegative:
-            signs.clamp_(min=0)
-        return signs.sum(dims, dtype=torch.float32)
+def _indicator_sums(
+    x: torch.Tensor, dims: list[int], cap: float | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per unit, float32 sums of [x > 0] (NaN where x had a NaN) and, with ``cap``, [x >= cap]."""
+    x = x.detach()
+    if x.device.type != "cpu" or not x.is_floating_point():
+        on = x.clamp(0, 1)
+        on = on.ceil_() if on.is_floating_point() else on.to(torch.float32)
+        high = None if cap is None else (x >= cap).sum(dims, dtype=torch.float32)
+        return on.sum(dims, dtype=torch.float32), high
     split = max(dims, key=lambda d: (x.shape[d] > 1, -d))  # the first splittable axis
     pieces = min(x.shape[split], -(-x.numel() // CHUNK))
-    buffer = _scratch_for(x)
-    total: torch.Tensor | None = None
-    for part in x.detach().chunk(pieces, split):
-        if part.numel() > CHUNK:
-            count = _positives(part, dims, nonnegative)
-        else:
-            signs = torch.sign(part, out=buffer[: part.numel()].view(part.shape))
-            if not nonnegative:
-                signs.clamp_(min=0)
-            count = signs.sum(dims, dtype=torch.float32)
-        total = count if total is None else total.add_(count)
-    assert total is not None
-    return total
+    if pieces > 1:
+        total: torch.Tensor | None = None
+        total_high: torch.Tensor | None = None
+        for part in x.chunk(pieces, split):
+            count, high = _indicator_sums(part, dims, cap)
+            total = count if total is None else total.add_(count)
+            if high is not None:
+                total_high = high if total_high is None else total_high.add_(high)
+        assert total is not None
+        return total, total_high
+    # A piece that no reduction axis can split further gets a buffer of its own.
+    scratch = (
+        _scratch_for(x)[: x.numel()].view(x.shape) if x.numel() <= CHUNK else torch.empty_like(x)
+    )
+    count = torch.clamp(x, 0, 1, out=scratch).ceil_().sum(dims, dtype=torch.float32)
+    if cap is None:
+        return count, None
+    return count, torch.ge(x, cap, out=scratch).sum(dims, dtype=torch.float32)
 
 
 def count_units(
     x: torch.Tensor,
     axis: int,
     *,
-    nonnegative: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per unit along ``axis``: (number of positions with x > 0, sum of x), both float32.
+    cap: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per unit along ``axis``: the number of positions with x > 0, and with x >= ``cap``.
 
-    The count is exact below 2**24 positions per unit and meaningless where the
-    sum is not finite. ``nonnegative`` says ``x`` is a ReLU output, whose signs
-    are already 0 or 1.
+    Both are float32, exact below 2**24 positions per unit; the first is NaN
+    for a unit that saw a NaN.
     """
     if x.is_quantized:
         raise TypeError("quantized activations are not supported; record the float model")
@@ -87,9 +101,9 @@ def count_units(
         x = x.reshape(1)
     dims = [d for d in range(x.ndim) if d != axis]
     if not dims:
-        signs = x.sign().to(torch.float32)
-        return (signs if nonnegative else signs.clamp_(min=0)), x.to(torch.float32)
-    return _positives(x, dims, nonnegative), x.sum(dims, dtype=torch.float32)
+        x = x.unsqueeze(0)
+        dims = [0]
+    return _indicator_sums(x, dims, cap)
 
 
 def _window_parts(x: torch.Tensor, axis: int, positions: int) -> list[torch.Tensor]:
@@ -123,8 +137,8 @@ class SiteCounter:
     positive: torch.Tensor
     nonfinite: torch.Tensor
     window_positive: torch.Tensor
-    window_sum: torch.Tensor
     saturated: torch.Tensor | None
+    window_saturated: torch.Tensor | None
     saturate_at: float | None
     slope: float | torch.Tensor | None
     shape: tuple[int, ...]
@@ -163,12 +177,10 @@ class SiteCounter:
             positive = torch.zeros(units, dtype=torch.int64, device=x.device)
             nonfinite = torch.zeros(units, dtype=torch.int64, device=x.device)
             window_positive = torch.zeros(units, dtype=torch.float32, device=x.device)
-            window_sum = torch.zeros(units, dtype=torch.float32, device=x.device)
-            saturated = (
-                torch.zeros(units, dtype=torch.int64, device=x.device)
-                if call.saturate_at is not None
-                else None
-            )
+            saturated = window_saturated = None
+            if call.saturate_at is not None:
+                saturated = torch.zeros(units, dtype=torch.int64, device=x.device)
+                window_saturated = torch.zeros(units, dtype=torch.float32, device=x.device)
         counter = cls(
             kind=call.kind,
             module=module,
@@ -178,8 +190,8 @@ class SiteCounter:
             positive=positive,
             nonfinite=nonfinite,
             window_positive=window_positive,
-            window_sum=window_sum,
             saturated=saturated,
+            window_saturated=window_saturated,
             saturate_at=call.saturate_at,
             slope=None,
             shape=tuple(x.shape),
@@ -197,19 +209,15 @@ class SiteCounter:
                 f"{tuple(x.shape)}; pass unit_axis= for it"
             )
         positions = x.numel() // units if units else 0
-        nonnegative = call.kind in ("ReLU", "ReLU6")
         for part in _window_parts(x, self.axis, positions):
             n = part.numel() // units if units else 0
             if self.window_positions + n >= WINDOW:
                 self.settle()
-            positives, sums = count_units(part, self.axis, nonnegative=nonnegative)
+            positives, high = count_units(part, self.axis, cap=self.saturate_at)
             self.window_positive += positives
-            self.window_sum += sums
+            if high is not None and self.window_saturated is not None:
+                self.window_saturated += high
             self.window_positions += n
-        if self.saturated is not None and self.saturate_at is not None:
-            dims = [d for d in range(x.ndim) if d != self.axis]
-            high = x >= self.saturate_at
-            self.saturated += high.sum(dims, dtype=torch.int64) if dims else high.long()
         self.positions += positions
         self.calls += 1
         self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope
@@ -219,22 +227,24 @@ class SiteCounter:
         """Move the window into the int64 counters (device work only, no sync)."""
         if not self.window_positions:
             return
-        bad = ~torch.isfinite(self.window_sum)
+        bad = torch.isnan(self.window_positive)
         self.positive += self.window_positive.masked_fill(bad, 0).to(torch.int64)
         self.nonfinite += bad.to(torch.int64) * self.window_positions
         self.window_positive.zero_()
-        self.window_sum.zero_()
+        if self.saturated is not None and self.window_saturated is not None:
+            self.saturated += self.window_saturated.to(torch.int64)
+            self.window_saturated.zero_()
         self.window_positions = 0
 
     def reset(self) -> None:
         """Zero the counts, keep the site."""
         self.window_positive.zero_()
-        self.window_sum.zero_()
         self.window_positions = 0
         self.positive.zero_()
         self.nonfinite.zero_()
-        if self.saturated is not None:
+        if self.saturated is not None and self.window_saturated is not None:
             self.saturated.zero_()
+            self.window_saturated.zero_()
         self.positions = 0
         self.calls = 0
 

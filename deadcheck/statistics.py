@@ -21,7 +21,8 @@ class SiteStats:
 
     ``zeros[u]`` is how many of unit ``u``'s ``positions`` had an input <= 0
     (the negative regime: output exactly zero for ReLU). NaN never counts as
-    zero; ``nonfinite[u]`` counts NaN and infinite inputs apart.
+    zero; ``nonfinite[u]`` counts positions of windows in which the unit saw a
+    NaN. Infinities count by their sign (``+inf`` active, ``-inf`` off).
     """
 
     name: str
@@ -61,7 +62,7 @@ class SiteStats:
 
     @property
     def nonfinite_units(self) -> tuple[int, ...]:
-        """Units that saw at least one NaN or infinite input."""
+        """Units that saw at least one NaN."""
         return tuple(u for u, n in enumerate(self.nonfinite) if n)
 
     @property

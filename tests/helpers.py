@@ -97,9 +97,10 @@ class Reference:
     def counts(self, name: str, axis: int) -> tuple[list[int], list[int], int]:
         """(zeros, nonfinite, positions) per unit over every stored call.
 
-        A unit that saw any NaN or infinity has all its positions counted as
-        non-finite and none as zeros (the recorder does this per window of at
-        most 2**24 positions, which these small tests never exceed).
+        A unit that saw any NaN has all its positions counted as non-finite and
+        none as zeros (the recorder does this per window of at most 2**24
+        positions, which these small tests never exceed); infinities count by
+        their sign.
         """
         units = self.inputs[name][0].shape[axis]
         flat = torch.cat(
@@ -108,7 +109,7 @@ class Reference:
         zeros, nonfinite = [], []
         for u in range(units):
             column = flat[:, u]
-            finite = bool(torch.isfinite(column).all())
+            finite = not bool(torch.isnan(column).any())
             zeros.append(int((column <= 0).sum()) if finite else 0)
             nonfinite.append(0 if finite else column.numel())
         return zeros, nonfinite, flat.shape[0]
@@ -118,3 +119,9 @@ class Reference:
         zeros, nonfinite, positions = self.counts(site.module, site.unit_axis)
         got = (list(site.zeros), list(site.nonfinite), site.positions, site.units)
         assert got == (zeros, nonfinite, positions, len(zeros)), site.name
+        if site.saturated is not None:  # ReLU6: inputs at or above 6, NaN or not
+            units = len(zeros)
+            flat = torch.cat(
+                [x.movedim(site.unit_axis, -1).reshape(-1, units) for x in self.inputs[site.module]]
+            )
+            assert list(site.saturated) == (flat >= 6).sum(0).tolist(), site.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -61,16 +62,17 @@ def test_dtypes_and_memory_formats_match_the_reference(build, make_input) -> Non
     assert rec.stats().sites[0].dead_units[:2] == (0, 1)  # planted: large negative biases
 
 
-def test_infinities_are_not_zeros() -> None:
+def test_infinities_count_by_their_sign_and_nan_apart() -> None:
     model = nn.Sequential(nn.Identity(), nn.ReLU())
+    inf = float("inf")
     with deadcheck.record(model) as rec:
-        model(torch.tensor([[float("inf"), -1.0], [1.0, float("-inf")]]))
+        model(torch.tensor([[inf, -1.0, 1.0], [1.0, -inf, math.nan]]))
     site = rec.stats().site("1")
-    # unit 0 saw +inf, unit 1 only finite values and -inf -> 0 after ReLU
-    assert (site.zeros, site.nonfinite) == ((0, 2), (2, 0))
+    # unit 0: +inf and 1 are active; unit 1: -1 and -inf are off; unit 2 saw a NaN
+    assert (site.zeros, site.nonfinite) == ((0, 2, 0), (0, 0, 2))
     findings = rec.report().findings
     assert [(f.code, f.units) for f in findings if f.code == "nan-activations"] == [
-        ("nan-activations", (0,))
+        ("nan-activations", (2,))
     ]
 
 

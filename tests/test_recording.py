@@ -410,8 +410,47 @@ def test_chunked_cpu_counting_matches_the_reference(
     try:
         with deadcheck.record(model) as rec:
             model(x).sum().backward()
-            model(x * 3)
+            model(x * 30)  # large enough for ReLU6 to saturate somewhere
     finally:
         reference.close()
     for site in rec.stats().sites:
         reference.check(site)
+        assert site.saturated is None or 0 < sum(site.saturated) < site.positions * site.units
+
+
+def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch) -> None:
+    """Each thread has its own chunk buffer: concurrent recordings never mix counts."""
+    import threading
+
+    import deadcheck.counting
+    from tests.helpers import Reference
+
+    monkeypatch.setattr(deadcheck.counting, "CHUNK", 64)
+    results: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            torch.manual_seed(seed)
+            model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 1), nn.ReLU6())
+            reference = Reference(model)
+            try:
+                with torch.no_grad(), deadcheck.record(model) as rec:
+                    for _ in range(20):
+                        model(torch.randn(4, 3, 9, 9) * 10)
+            finally:
+                reference.close()
+            results[seed] = (reference, rec.stats())
+        except BaseException as error:  # surfaced in the main thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for reference, stats in results.values():
+        assert len(stats.sites) == 2
+        for site in stats.sites:
+            reference.check(site)
