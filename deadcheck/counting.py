@@ -42,14 +42,30 @@ _local = threading.local()
 
 
 def _scratch_for(x: torch.Tensor) -> torch.Tensor:
-    buffers: dict[torch.dtype, torch.Tensor] = _local.__dict__.setdefault("buffers", {})
-    buffer = buffers.get(x.dtype)
-    if buffer is None or buffer.numel() < CHUNK:
-        # An ordinary tensor even when first made under inference_mode, or later
-        # training-mode calls could not write into it.
-        with torch.inference_mode(False):
-            buffer = buffers[x.dtype] = torch.empty(CHUNK, dtype=x.dtype)
-    return buffer
+    """A view of this thread's buffer shaped like ``x`` (``x.numel() <= CHUNK``).
+
+    Views are kept per shape: slicing and viewing cost more than a small
+    activation's whole count.
+    """
+    views: dict[tuple[torch.dtype, torch.Size], torch.Tensor] | None = getattr(
+        _local, "views", None
+    )
+    if views is None:
+        views = _local.views = {}
+    key = (x.dtype, x.shape)
+    view = views.get(key)
+    if view is None:
+        buffers: dict[torch.dtype, torch.Tensor] = _local.__dict__.setdefault("buffers", {})
+        buffer = buffers.get(x.dtype)
+        if buffer is None or buffer.numel() < CHUNK:
+            # An ordinary tensor even when first made under inference_mode, or later
+            # training-mode calls could not write into it.
+            with torch.inference_mode(False):
+                buffer = buffers[x.dtype] = torch.empty(CHUNK, dtype=x.dtype)
+        if len(views) >= 256:  # shapes that keep changing (sequence lengths) stay bounded
+            views.clear()
+        view = views[key] = buffer[: x.numel()].view(x.shape)
+    return view
 
 
 def _indicator_sums(
@@ -62,8 +78,11 @@ def _indicator_sums(
         on = on.ceil_() if on.is_floating_point() else on.to(torch.float32)
         high = None if cap is None else (x >= cap).sum(dims, dtype=torch.float32)
         return on.sum(dims, dtype=torch.float32), high
-    split = max(dims, key=lambda d: (x.shape[d] > 1, -d))  # the first splittable axis
-    pieces = min(x.shape[split], -(-x.numel() // CHUNK))
+    numel = x.numel()
+    pieces = 1
+    if numel > CHUNK:
+        split = max(dims, key=lambda d: (x.shape[d] > 1, -d))  # the first splittable axis
+        pieces = min(x.shape[split], -(-numel // CHUNK))
     if pieces > 1:
         total: torch.Tensor | None = None
         total_high: torch.Tensor | None = None
@@ -75,9 +94,7 @@ def _indicator_sums(
         assert total is not None
         return total, total_high
     # A piece that no reduction axis can split further gets a buffer of its own.
-    scratch = (
-        _scratch_for(x)[: x.numel()].view(x.shape) if x.numel() <= CHUNK else torch.empty_like(x)
-    )
+    scratch = _scratch_for(x) if numel <= CHUNK else torch.empty_like(x)
     count = torch.clamp(x, 0, 1, out=scratch).ceil_().sum(dims, dtype=torch.float32)
     if cap is None:
         return count, None
