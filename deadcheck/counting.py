@@ -116,6 +116,7 @@ def count_units(
         raise TypeError("quantized activations are not supported; record the float model")
     if x.ndim == 0:
         x = x.reshape(1)
+    axis %= x.ndim
     dims = [d for d in range(x.ndim) if d != axis]
     if not dims:
         x = x.unsqueeze(0)

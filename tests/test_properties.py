@@ -125,3 +125,50 @@ def test_scan_and_render_never_raise(case: tuple[nn.Module, torch.Tensor]) -> No
     for fmt in ("table", "json", "markdown"):
         assert deadcheck.render(report, fmt)
     assert report.samples == 2 * x.shape[0]
+
+
+SPECIAL = [0.0, -0.0, 1e-45, -1e-45, 1e-40, 6.0, 7.5, float("inf"), float("-inf"), float("nan")]
+
+
+@st.composite
+def activations(draw: st.DrawFn) -> tuple[torch.Tensor, int, float | None, int]:
+    """A tensor with zeros, denormals, infinities and NaN at random places, and how to count it."""
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]))
+    seed = draw(st.integers(0, 2**16))
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=generator, dtype=torch.float64) * 4
+    picks = torch.randint(0, len(SPECIAL) + 4, shape, generator=generator)
+    for i, value in enumerate(SPECIAL):
+        x[picks == i] = value
+    x = x.to(dtype)
+    if x.ndim >= 2 and draw(st.booleans()):
+        x = x.transpose(0, -1)  # not contiguous
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    cap = draw(st.sampled_from([None, 6.0]))
+    chunk = draw(st.sampled_from([1, 4, 16, 1 << 20]))
+    return x, axis, cap, chunk
+
+
+@settings(max_examples=150, deadline=None)
+@given(activations())
+def test_count_units_equals_brute_force(case: tuple[torch.Tensor, int, float | None, int]) -> None:
+    """Exact per-unit counts of x > 0 and x >= cap, NaN marking exactly the units that saw one."""
+    import deadcheck.counting as counting
+
+    x, axis, cap, chunk = case
+    saved = counting.CHUNK
+    counting.CHUNK = chunk
+    try:
+        positive, high = counting.count_units(x, axis, cap=cap)
+    finally:
+        counting.CHUNK = saved
+    columns = x.double().movedim(axis, -1).reshape(-1, x.shape[axis])
+    nan = torch.isnan(columns).any(0)
+    assert torch.equal(torch.isnan(positive), nan)
+    assert positive[~nan].tolist() == (columns > 0).sum(0)[~nan].double().tolist()
+    if cap is None:
+        assert high is None
+    else:
+        assert high is not None
+        assert high.tolist() == (columns >= cap).sum(0).double().tolist()
