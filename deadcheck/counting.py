@@ -68,12 +68,21 @@ def _scratch_for(x: torch.Tensor) -> torch.Tensor:
     return view
 
 
+def _in_scratch(x: torch.Tensor) -> bool:
+    """Whether ``x`` is counted through this thread's chunk buffer (floating CPU tensors).
+
+    Elsewhere (CUDA) a fresh indicator tensor is cheap: the caching allocator
+    reuses memory, and the kernels are asynchronous.
+    """
+    return x.device.type == "cpu" and x.is_floating_point()
+
+
 def _indicator_sums(
     x: torch.Tensor, dims: list[int], cap: float | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per unit, float32 sums of [x > 0] (NaN where x had a NaN) and, with ``cap``, [x >= cap]."""
     x = x.detach()
-    if x.device.type != "cpu" or not x.is_floating_point():
+    if not _in_scratch(x):
         on = x.clamp(0, 1)
         on = on.ceil_() if on.is_floating_point() else on.to(torch.float32)
         high = None if cap is None else (x >= cap).sum(dims, dtype=torch.float32)

@@ -151,18 +151,25 @@ def activations(draw: st.DrawFn) -> tuple[torch.Tensor, int, float | None, int]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(activations())
-def test_count_units_equals_brute_force(case: tuple[torch.Tensor, int, float | None, int]) -> None:
-    """Exact per-unit counts of x > 0 and x >= cap, NaN marking exactly the units that saw one."""
+@given(activations(), st.sampled_from(["chunk-buffer", "device-path"]))
+def test_count_units_equals_brute_force(
+    case: tuple[torch.Tensor, int, float | None, int], path: str
+) -> None:
+    """Exact per-unit counts of x > 0 and x >= cap, NaN marking exactly the units that saw one.
+
+    "device-path" runs, on the CPU, the code that CUDA tensors take.
+    """
     import deadcheck.counting as counting
 
     x, axis, cap, chunk = case
-    saved = counting.CHUNK
+    saved = counting.CHUNK, counting._in_scratch
     counting.CHUNK = chunk
+    if path == "device-path":
+        counting._in_scratch = lambda x: False
     try:
         positive, high = counting.count_units(x, axis, cap=cap)
     finally:
-        counting.CHUNK = saved
+        counting.CHUNK, counting._in_scratch = saved
     columns = x.double().movedim(axis, -1).reshape(-1, x.shape[axis])
     nan = torch.isnan(columns).any(0)
     assert torch.equal(torch.isnan(positive), nan)
