@@ -56,15 +56,15 @@ def _scratch_for(x: torch.Tensor) -> torch.Tensor:
     view = views.get(key)
     if view is None:
         buffers: dict[torch.dtype, torch.Tensor] = _local.__dict__.setdefault("buffers", {})
-        buffer = buffers.get(x.dtype)
-        if buffer is None or buffer.numel() < CHUNK:
-            # An ordinary tensor even when first made under inference_mode, or later
-            # training-mode calls could not write into it.
-            with torch.inference_mode(False):
-                buffer = buffers[x.dtype] = torch.empty(CHUNK, dtype=x.dtype)
         if len(views) >= 256:  # shapes that keep changing (sequence lengths) stay bounded
             views.clear()
-        view = views[key] = buffer[: x.numel()].view(x.shape)
+        # Ordinary tensors even when first made under inference_mode, or later
+        # training-mode calls could not write into them.
+        with torch.inference_mode(False):
+            buffer = buffers.get(x.dtype)
+            if buffer is None or buffer.numel() < CHUNK:
+                buffer = buffers[x.dtype] = torch.empty(CHUNK, dtype=x.dtype)
+            view = views[key] = buffer[: x.numel()].view(x.shape)
     return view
 
 

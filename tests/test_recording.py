@@ -454,3 +454,39 @@ def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch) -> No
         assert len(stats.sites) == 2
         for site in stats.sites:
             reference.check(site)
+
+
+@pytest.mark.parametrize(
+    "modes",
+    [("inference", "train", "no_grad"), ("train", "inference", "train")],
+    ids=["inference-first", "train-first"],
+)
+def test_grad_modes_in_any_order_count_exactly(monkeypatch, modes) -> None:
+    """The chunk buffer and its views are made once, under whatever mode comes first."""
+    import deadcheck.counting
+    from tests.helpers import Reference
+
+    monkeypatch.setattr(deadcheck.counting, "CHUNK", 256)
+    monkeypatch.setattr(deadcheck.counting, "_local", __import__("threading").local())
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.ReLU6())
+    x = torch.randn(4, 3, 12, 12) * 5
+    reference = Reference(model)
+    try:
+        with deadcheck.record(model) as rec:
+            for mode in modes:
+                if mode == "inference":
+                    with torch.inference_mode():
+                        model(x)
+                elif mode == "no_grad":
+                    with torch.no_grad():
+                        model(x)
+                else:
+                    model(x).sum().backward()
+    finally:
+        reference.close()
+    stats = rec.stats()
+    assert stats.problems == ()
+    for site in stats.sites:
+        assert site.calls == 3
+        reference.check(site)
