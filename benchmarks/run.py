@@ -4,8 +4,9 @@ Run: ``python benchmarks/run.py`` (about fifteen minutes on 2 CPU cores;
 ``--quick`` for a one-minute look, ``--only resnet18`` for one model).
 
 For each model and mode the loop alternates plain forward, recorded forward,
-plain, recorded, ... and reports the median of the per-pair time ratios, so
-slow drifts of the machine cancel out. Beside deadcheck it measures two
+plain, recorded, ... with the recorders taking turns, and reports the median
+of the per-pair time ratios, so slow drifts of the machine cancel out and hit
+every column alike. Beside deadcheck it measures two
 recorders written the obvious way: a per-channel ``(out > 0).sum(dims)``
 forward hook, and per-layer statistics read with ``.item()`` every batch as
 popular training libraries record them; and, as the floor that no exact
@@ -148,27 +149,28 @@ def run_once(model: nn.Module, x: torch.Tensor, train: bool) -> float:
     return CLOCK() - start
 
 
-def median_ratio(
-    model: nn.Module, x: torch.Tensor, recorder: str, train: bool, pairs: int
-) -> float:
-    """Median over interleaved (plain, recorded) pairs of recorded time / plain time.
+def median_ratios(model: nn.Module, x: torch.Tensor, train: bool, pairs: int) -> list[float]:
+    """Per recorder, the median over interleaved (plain, recorded) pairs of recorded / plain time.
 
-    One recorder per workload stays alive across pairs, attached only around
-    the recorded run (attaching is outside the timed region): steady state, as
-    in a training loop or a long scan.
+    The recorders take turns within each round (plain, deadcheck, plain, hook,
+    ...), so a slow phase of the machine hits every column alike. One
+    recorder of each kind stays alive across rounds, attached only around its
+    recorded run (attaching is outside the timed region): steady state, as in
+    a training loop or a long scan.
     """
-    watcher = RECORDERS[recorder](model)
-    ratios = []
+    watchers = [make(model) for make in RECORDERS.values()]
+    ratios: list[list[float]] = [[] for _ in watchers]
     for i in range(pairs + 2):
-        plain = run_once(model, x, train)
-        watcher.attach()
-        try:
-            recorded = run_once(model, x, train)
-        finally:
-            watcher.detach()
-        if i >= 2:  # the first two pairs warm up
-            ratios.append(recorded / plain)
-    return statistics.median(ratios)
+        for watcher, kept in zip(watchers, ratios, strict=True):
+            plain = run_once(model, x, train)
+            watcher.attach()
+            try:
+                recorded = run_once(model, x, train)
+            finally:
+                watcher.detach()
+            if i >= 2:  # the first two rounds warm up
+                kept.append(recorded / plain)
+    return [statistics.median(kept) for kept in ratios]
 
 
 def memory_flatness() -> tuple[int, int, int, int]:
@@ -240,7 +242,7 @@ def main() -> None:
             for mode in ("inference", "training"):
                 train = mode == "training"
                 model.train(train)
-                cells = [median_ratio(model, x, name, train, pairs) for name in RECORDERS]
+                cells = median_ratios(model, x, train, pairs)
                 print(
                     f"{workload.name:<18}{device:<7}{mode:<10}"
                     + "".join(f"{c:>19.3f}" for c in cells),
