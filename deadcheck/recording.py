@@ -351,8 +351,8 @@ class Recorder:
             self._max_occurrences[base] = index + 1
         counter = self._counters.get((base, index))
         # The counting ops themselves must not pass through the function mode
-        # (active inside callers such as a ResNet block): hundreds of Python
-        # round trips per forward pass otherwise, measured at about 1% of it.
+        # (active inside callers such as a ResNet block): about 850 Python round
+        # trips per resnet18 forward pass otherwise.
         try:
             with torch._C.DisableTorchFunction():
                 if counter is None:
