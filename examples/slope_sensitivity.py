@@ -16,14 +16,14 @@ from torch import nn
 
 import deadcheck
 
+from _digits import load_digits
+
 SLOPES = (0.0, 0.001, 0.01, 0.1, 0.3, 0.9)
 CHECKPOINTS = (10, 50, 200)
 SEED, LR = 0, 0.05
 
 
 def load() -> tuple[torch.Tensor, ...]:
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     x = torch.tensor(digits.data, dtype=torch.float32)
     y = torch.tensor(digits.target)

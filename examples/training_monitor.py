@@ -19,6 +19,8 @@ from torch import nn
 
 import deadcheck
 
+from _digits import load_digits
+
 QUICK = os.environ.get("DEADCHECK_QUICK") == "1"
 STEPS = 200 if QUICK else 400
 EVERY = 20
@@ -39,8 +41,6 @@ class SmallCNN(nn.Module):
 
 
 def main() -> None:
-    from sklearn.datasets import load_digits
-
     log_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join("runs", "training_monitor")
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)  # unnormalised 0..16
