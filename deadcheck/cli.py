@@ -167,6 +167,11 @@ def _input_options(func: F) -> F:
             help="Override the unit axis of a site (repeatable).",
         ),
         click.option(
+            "--batch-axis",
+            type=int,
+            help="Axis of the input that holds the samples [default: 0; 1 for (T, N, E)].",
+        ),
+        click.option(
             "--dying",
             type=float,
             default=0.5,
@@ -204,6 +209,7 @@ def _run_scan(
     device: str | None,
     train: bool,
     unit_axis: tuple[str, ...],
+    batch_axis: int | None,
     dying: float,
     near_linear: float,
     tiny_slope: float,
@@ -236,6 +242,7 @@ def _run_scan(
             train=train,
             unit_axis=axes,
             target=target.name,
+            batch_axis=batch_axis,
             progress=progress,
             dying=dying,
             near_linear=near_linear,

@@ -106,6 +106,7 @@ def scan(
     train: bool = False,
     unit_axis: Mapping[str, int] | None = None,
     target: str | None = None,
+    batch_axis: int | None = None,
     progress: Callable[[int], None] | None = None,
     **thresholds: float,
 ) -> Report:
@@ -122,7 +123,7 @@ def scan(
     with (
         preserved(model, train),
         torch.no_grad(),
-        record(model, unit_axis=unit_axis, target=target) as recorder,
+        record(model, unit_axis=unit_axis, target=target, batch_axis=batch_axis) as recorder,
     ):
         while True:
             try:
