@@ -49,6 +49,8 @@ class ActivationCall:
     slope: float | torch.Tensor | None = None
     #: Upper clip (6 for ReLU6): outputs there have zero gradient too.
     saturate_at: float | None = None
+    #: The axis a per-unit PReLU weight acts on (torch's own: 1; AxisPReLU's: its own).
+    axis: int | None = None
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
@@ -157,7 +159,8 @@ def module_call(module: nn.Module) -> ActivationCall:
     if isinstance(module, nn.LeakyReLU):
         return ActivationCall("LeakyReLU", "leaky_relu", slope=float(module.negative_slope))
     if isinstance(module, nn.PReLU):
-        return ActivationCall("PReLU", "prelu", slope=module.weight)
+        axis = getattr(module, "axis", None)
+        return ActivationCall("PReLU", "prelu", slope=module.weight, axis=axis)
     if isinstance(module, nn.RReLU):
         return ActivationCall("RReLU", "rrelu", slope=(module.lower + module.upper) / 2)
     return ActivationCall("ReLU", "relu")

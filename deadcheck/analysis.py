@@ -99,6 +99,8 @@ class LayerReport:
     module: str = ""
     function: str | None = None
     caller: str | None = None
+    #: The activation's shape at its last call (its rank tells a swap where the units are).
+    shape: tuple[int, ...] = ()
 
     @property
     def mean_zero_fraction(self) -> float:
@@ -123,6 +125,7 @@ class LayerReport:
             module=site.module,
             function=site.function,
             caller=site.caller,
+            shape=site.shape,
         )
 
     def to_dict(self) -> dict[str, Any]:

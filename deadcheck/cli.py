@@ -109,6 +109,26 @@ def _unit_axes(pairs: tuple[str, ...]) -> dict[str, int]:
     return axes
 
 
+def _apply_saved_plan(model: Any, path: str) -> Any:
+    """The model with a saved swap plan applied, so a swapped checkpoint's weights fit."""
+    import json
+
+    from deadcheck.swapping import SwapError, SwapPlan, apply_plan
+
+    try:
+        plan = SwapPlan.load(path)
+    except FileNotFoundError:
+        raise InputError(f"no such swap plan: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"--plan {path} is not a swap plan: {error}") from None
+    except (SwapError, KeyError, TypeError) as error:
+        raise InputError(f"--plan {path}: {error}") from None
+    try:
+        return apply_plan(model, plan)
+    except SwapError as error:
+        raise InputError(f"--plan {path}: {error}") from None
+
+
 def _share_of_batches(inputs: Any, total: int | None) -> tuple[Any, int | None]:
     """Under torchrun, start the process group and keep every WORLD_SIZE-th batch."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -141,6 +161,11 @@ def _input_options(func: F) -> F:
     options = [
         click.argument("target"),
         click.option("--weights", type=click.Path(dir_okay=False), help="State dict to load."),
+        click.option(
+            "--plan",
+            type=click.Path(dir_okay=False),
+            help="Swap plan (swap_plan.json) to apply before loading --weights.",
+        ),
         click.option(
             "--unsafe-pickle",
             is_flag=True,
@@ -202,6 +227,7 @@ def _run_scan(
     target_spec: str,
     *,
     weights: str | None,
+    plan: str | None,
     unsafe_pickle: bool,
     input_shape: str | None,
     batches: int | None,
@@ -227,6 +253,8 @@ def _run_scan(
 
     torch.manual_seed(seed)  # random initial weights come out the same on every run
     target = load_target(target_spec)
+    if plan is not None:
+        target.model = _apply_saved_plan(target.model, plan)
     if weights is not None:
         load_weights(target.model, weights, allow_pickle=unsafe_pickle)
     if where is not None:
@@ -339,6 +367,10 @@ In your training script, build the model as before, then:
 
     model = deadcheck.swap(model, plan="{folder}/swap_plan.json")
     model.load_state_dict(torch.load("{folder}/state_dict.pt", weights_only=True))
+
+To scan the swapped model:
+
+    deadcheck scan TARGET --plan {folder}/swap_plan.json --weights {folder}/state_dict.pt
 """
 
 
@@ -395,7 +427,7 @@ def swap_command(
 
     check_folder_writable(output, force=force)
     loaded, report, _ = _run_scan(target, **options)
-    chosen: Any = None if sites == "all" else report if sites == "flagged" else sites.split(",")
+    chosen: Any = sites if sites in ("all", "flagged") else sites.split(",")
     try:
         plan = plan_swap(
             loaded.model,
@@ -408,6 +440,8 @@ def swap_command(
         )
     except SwapError as error:
         raise InputError(str(error)) from None
+    for note in plan.notes:
+        click.echo(f"deadcheck: note: {note}", err=True)
     if not plan.sites:
         why = (
             "no ReLU site has a dead-layer or dying-layer finding"
@@ -424,7 +458,10 @@ def swap_command(
     torch.save(model.state_dict(), buffer)
     becomes = plan.sites[0].becomes
     howto = _HOWTO.format(
-        count=len(plan.sites), becomes=becomes, added=plan.parameters_added, folder=output
+        count=len(plan.sites),
+        becomes=becomes,
+        added=plan.parameters_added,
+        folder=Path(output).as_posix(),  # "swapped/" -> "swapped": paths meant for pasting
     )
     write_folder_atomic(
         output,

@@ -191,7 +191,9 @@ class SiteCounter:
             raise TypeError("quantized activations are not supported; record the float model")
         ndim = max(x.ndim, 1)
         if axis is None and _per_channel_prelu(call) and ndim >= 2:
-            axis = 1  # torch applies a per-channel PReLU weight along axis 1, whatever the layout
+            # torch applies a per-channel PReLU weight along axis 1, whatever the layout;
+            # an AxisPReLU along its own axis.
+            axis = call.axis if call.axis is not None else 1
         if axis is None:
             axis = resolve_axis(ndim, layout)
         elif not -ndim <= axis < ndim:

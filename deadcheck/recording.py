@@ -105,9 +105,7 @@ def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any], axis: int | No
                 return int(value.shape[axis]) if value.ndim else 1
             return int(value.shape[0]) if value.ndim >= 2 else 1
         if isinstance(value, (tuple, list)) and value:
-            if axis is None and all(
-                isinstance(v, torch.Tensor) and v.ndim == 3 for v in value
-            ):
+            if axis is None and all(isinstance(v, torch.Tensor) and v.ndim == 3 for v in value):
                 return len(value)
             return _batch_size(tuple(value), {}, axis)
         if isinstance(value, Mapping) and value:

@@ -7,20 +7,34 @@ code without a forward pass:
    each becomes (a :class:`SwapPlan`, saved as JSON);
 2. :func:`apply_plan` carries the plan out on a model built the same way.
 
-A module site called once per forward pass is simply replaced. A module called
-at several sites (ResNet-50's ``Bottleneck.relu``) and a functional call in
-forward code (``F.relu`` in GoogLeNet's ``BasicConv2d``) need their caller's
-forward rewritten: the caller is traced with ``torch.fx`` (every child a leaf,
-so only the caller's own code is traced) and each call site gets its own
-module. Where that is impossible the swap fails, naming each site and why;
-it never swaps part of what was asked silently.
+Each site is swapped one of three ways (``PlannedSite.how``):
+
+* ``replace``: the module itself is replaced, wherever the model holds it. This
+  covers a module called once, and a module called many times (in a loop, once
+  per FPN level) when every one of its calls is swapped and one new module can
+  serve them all;
+* ``rewrite``: a module called at several sites of which only some are swapped
+  (or whose sites need PReLUs of different sizes: ResNet-50's
+  ``Bottleneck.relu``), and a functional call in forward code (``F.relu`` in
+  GoogLeNet's ``BasicConv2d``), need their caller's forward rewritten: the
+  caller is traced with ``torch.fx`` (every child a leaf, so only the caller's
+  own code is traced) and each call site gets its own module;
+* ``attribute``: a function held in an attribute (``nn.TransformerEncoderLayer``
+  keeps ``F.relu`` as ``self.activation``, and its forward does not trace) is
+  swapped by putting a module in that attribute.
+
+PReLU slopes act on the site's own unit axis (:class:`~deadcheck.layers.AxisPReLU`),
+so a transformer FFN gets one slope per feature, not per token. Where no way
+works the swap fails, naming each site and why; it never swaps part of what was
+asked silently.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +45,7 @@ from torch import nn
 
 from deadcheck.activations import CALLS
 from deadcheck.analysis import LayerReport, Report
+from deadcheck.layers import AxisPReLU
 from deadcheck.loading import call_model
 
 __all__ = [
@@ -82,6 +97,10 @@ class PlannedSite:
     inplace: bool = False
     #: The site's name after the swap (a rewritten call site gets a module of its own).
     new_site: str = ""
+    #: How the site is swapped: "replace", "rewrite" or "attribute" (see the module doc).
+    how: str = ""
+    #: The axis PReLU slopes act on: 1 for channels (N, C, ...), -1 for features (..., F).
+    unit_axis: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,21 +152,26 @@ def _target(to: str) -> Target:
     return _ALIASES[key]
 
 
-def _layers_from(model: nn.Module, example_inputs: Any) -> tuple[LayerReport, ...]:
+def _report_from(model: nn.Module, example_inputs: Any) -> Report:
     from deadcheck.analysis import analyze
     from deadcheck.recording import record
     from deadcheck.scanning import preserved
 
     with preserved(model, model.training), torch.no_grad(), record(model) as rec:
         call_model(model, example_inputs)
-    return analyze(rec.stats()).layers
+    return analyze(rec.stats())
 
 
-def _chosen(layers: Sequence[LayerReport], sites: Any) -> list[LayerReport]:
-    if sites is None:
+def _flagged(report: Report) -> set[str]:
+    return {f.site for f in report.findings if f.code in _DEAD_CODES}
+
+
+def _chosen(report: Report, sites: Any) -> list[LayerReport]:
+    layers = report.layers
+    if sites is None or (isinstance(sites, str) and sites == "all"):
         return [layer for layer in layers if layer.kind in SWAPPABLE_KINDS]
-    if isinstance(sites, Report):
-        dead = {f.site for f in sites.findings if f.code in _DEAD_CODES}
+    if isinstance(sites, Report) or (isinstance(sites, str) and sites == "flagged"):
+        dead = _flagged(sites if isinstance(sites, Report) else report)
         return [layer for layer in layers if layer.name in dead and layer.kind in SWAPPABLE_KINDS]
     names = [sites] if isinstance(sites, str) else list(sites)
     by_name = {layer.name: layer for layer in layers}
@@ -167,6 +191,94 @@ def _inplace(model: nn.Module, layer: LayerReport) -> bool:
     return bool(getattr(module, "inplace", False))
 
 
+def _prelu_axis(layer: LayerReport) -> int:
+    """Where a site's PReLU slopes go: -1 for units on the last axis of rank >= 3, else its axis."""
+    ndim = len(layer.shape)
+    if ndim >= 3 and layer.unit_axis == ndim - 1:
+        return -1
+    return layer.unit_axis
+
+
+def _held_function(caller: nn.Module, function: str) -> str | None:
+    """The one attribute of ``caller`` that holds the family function ``function``, or None."""
+    found = []
+    for name, value in vars(caller).items():
+        if name.startswith("_") or not callable(value):
+            continue
+        try:
+            parser = CALLS.get(value)
+        except TypeError:
+            continue
+        call = parser((None,), {}) if parser is not None else None
+        if call is not None and call.function == function:
+            found.append(name)
+    return found[0] if len(found) == 1 else None
+
+
+def _traces(model: nn.Module, caller_path: str, site: PlannedSite) -> bool:
+    """Whether the caller's own code traces and shows as many such calls as ran."""
+    caller = model.get_submodule(caller_path) if caller_path else model
+    try:
+        graph = _OwnCodeTracer(caller).trace(caller)
+    except Exception:
+        return False
+    prefix = f"{caller_path}." if caller_path else ""
+    count = 0
+    for node in graph.nodes:
+        if site.function is None:
+            count += node.op == "call_module" and prefix + str(node.target) == site.module
+        else:
+            count += _function_name(node) == site.function
+    return count == site.occurrences
+
+
+def _shareable(group: list[PlannedSite]) -> bool:
+    """Whether one new module can serve every site of ``group`` (the calls of one module)."""
+    first = group[0]
+    if first.becomes != "PReLU" or first.num_parameters == 1:
+        return True
+    return all(
+        (s.num_parameters, s.unit_axis) == (first.num_parameters, first.unit_axis) for s in group
+    )
+
+
+def _choose_how(model: nn.Module, planned: list[PlannedSite]) -> list[PlannedSite]:
+    """Per site: replace its module, rewrite its caller, or set an attribute.
+
+    Every call of a module swapped to LeakyReLU: one new module serves them all.
+    To PReLU, each call gets slopes of its own where the caller's code traces
+    (ResNet's ``Bottleneck.relu``); where it does not (a module run in a loop,
+    as in RAFT's update block), the calls share one PReLU.
+    """
+    groups: dict[tuple[str, str | None], list[PlannedSite]] = {}
+    for site in planned:
+        groups.setdefault((site.module, site.function), []).append(site)
+    held: dict[tuple[str, str | None], bool] = {}
+    traces: dict[tuple[str, str | None], bool] = {}
+    out = []
+    for site in planned:
+        key = (site.module, site.function)
+        group = groups[key]
+        every_call = len(group) == site.occurrences
+        how = "rewrite"
+        if site.function is None:
+            if site.occurrences == 1 or (every_call and site.becomes == "LeakyReLU"):
+                how = "replace"
+            elif every_call and _shareable(group) and site.caller is not None:
+                if key not in traces:
+                    traces[key] = _traces(model, site.caller, site)
+                how = "rewrite" if traces[key] else "replace"
+        elif site.caller is not None and every_call and _shareable(group):
+            if key not in held:
+                caller = model.get_submodule(site.caller) if site.caller else model
+                held[key] = _held_function(caller, site.function) is not None and not _traces(
+                    model, site.caller, site
+                )
+            how = "attribute" if held[key] else how
+        out.append(replace(site, how=how))
+    return out
+
+
 def plan_swap(
     model: nn.Module,
     to: str = "leaky_relu",
@@ -180,29 +292,28 @@ def plan_swap(
 ) -> SwapPlan:
     """Decide what :func:`swap` changes, without changing anything.
 
-    ``sites``: None for every ReLU site, a list of site names (any kind), or a
-    :class:`Report` (its ReLU sites with a ``dead-layer`` or ``dying-layer``
-    finding). The sites are found in ``report`` (or ``sites`` when it is a
-    Report), else by running ``example_inputs`` through the model once.
+    ``sites``: None or ``"all"`` for every ReLU site; ``"flagged"`` or a
+    :class:`Report` for the ReLU sites with a ``dead-layer`` or ``dying-layer``
+    finding; or site names (any kind). The sites are found in ``report`` (or
+    ``sites`` when it is a Report), else by running ``example_inputs`` through
+    the model once.
     """
     target = _target(to)
     if report is None and isinstance(sites, Report):
         report = sites
-    if report is not None:
-        layers: Sequence[LayerReport] = report.layers
-    elif example_inputs is not None:
-        layers = _layers_from(model, example_inputs)
-    else:
+    if report is None and example_inputs is not None:
+        report = _report_from(model, example_inputs)
+    if report is None:
         raise SwapError(
             "swap needs example_inputs= (one batch the model accepts) or a Report, "
             "to find every site: shared modules and F.relu calls show only in a forward pass"
         )
     occurrences: dict[tuple[str, str | None], int] = {}
-    for layer in layers:
+    for layer in report.layers:
         key = (layer.module, layer.function)
         occurrences[key] = occurrences.get(key, 0) + 1
     planned = []
-    for layer in _chosen(layers, sites):
+    for layer in _chosen(report, sites):
         index = int(layer.name.rsplit("#", 1)[1]) if "#" in layer.name else 0
         count = occurrences[(layer.module, layer.function)]
         prelu = target == "prelu"
@@ -220,14 +331,43 @@ def plan_swap(
                 slope=init if prelu else negative_slope,
                 num_parameters=layer.units if prelu and per_channel else 1,
                 inplace=False if prelu else _inplace(model, layer),
+                unit_axis=_prelu_axis(layer),
             )
         )
-    return _with_new_names(SwapPlan(to=target, sites=tuple(planned)), model)
+    chosen = _choose_how(model, planned)
+    notes: list[str] = []
+    if sites is None or isinstance(sites, Report) or sites in ("all", "flagged"):
+        # Chosen by rule, not by name: leave out what cannot be swapped, and say so.
+        chosen, notes = _swappable(model, chosen)
+    plan = SwapPlan(to=target, sites=tuple(chosen), notes=tuple(notes))
+    return _with_new_names(plan, model)
+
+
+def _swappable(model: nn.Module, planned: list[PlannedSite]) -> tuple[list[PlannedSite], list[str]]:
+    """The sites whose caller's code traces as recorded, and a note for each left as it is."""
+    keep, notes = [], []
+    verdicts: dict[tuple[str, str | None], bool] = {}
+    for site in planned:
+        if site.how != "rewrite":
+            keep.append(site)
+            continue
+        key = (site.module, site.function)
+        if key not in verdicts:
+            verdicts[key] = site.caller is not None and _traces(model, site.caller, site)
+        if verdicts[key]:
+            keep.append(site)
+        else:
+            where = site.caller if site.caller else "the model's own forward"
+            notes.append(
+                f"{site.site} left as {site.kind}: {where} does not trace with torch.fx, "
+                "or runs its call more often than its code shows"
+            )
+    return keep, notes
 
 
 def _new_module(site: PlannedSite, like: torch.Tensor | None) -> nn.Module:
     if site.becomes == "PReLU":
-        module: nn.Module = nn.PReLU(site.num_parameters, init=site.slope)
+        module: nn.Module = AxisPReLU(site.num_parameters, init=site.slope, axis=site.unit_axis)
         if like is not None:
             module = module.to(device=like.device, dtype=like.dtype)
         return module
@@ -328,16 +468,56 @@ def _rewrite_caller(
     return _set_submodule(model, caller_path, gm), new_names
 
 
+def _replace_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> nn.Module:
+    """Put ``new`` wherever the model holds ``old`` (a module may sit under several names)."""
+    if model is old:
+        return new
+    for module in model.modules():
+        for name, child in list(module._modules.items()):
+            if child is old:
+                setattr(module, name, new)
+    return model
+
+
+def _how(site: PlannedSite) -> str:
+    """How a site is swapped; plans saved before ``how`` existed replace single modules."""
+    if site.how:
+        return site.how
+    return "replace" if site.function is None and site.occurrences == 1 else "rewrite"
+
+
+def _set_attribute(model: nn.Module, site: PlannedSite, like: torch.Tensor | None) -> None:
+    caller = model.get_submodule(site.caller) if site.caller else model
+    name = site.new_site.rpartition(".")[2]
+    current = getattr(caller, name, None)
+    try:
+        parser = CALLS.get(current)
+    except TypeError:
+        parser = None
+    call = parser((None,), {}) if parser is not None else None
+    if call is None or call.function != site.function:
+        raise SwapError(
+            f"cannot swap {site.site}: {site.caller or 'the model'}.{name} does not hold "
+            f"{site.function} (the model is not built as the plan expects)"
+        )
+    setattr(caller, name, _new_module(site, like))
+    # torch's Transformer layers take a fused fast path for ReLU and GELU in eval mode,
+    # which would ignore the new module.
+    if hasattr(caller, "activation_relu_or_gelu"):
+        caller.activation_relu_or_gelu = 0
+
+
 def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
     """Carry out ``plan`` on ``model`` in place; returns the model (a new root if rewritten)."""
     if not isinstance(plan, SwapPlan):
         plan = SwapPlan.load(plan)
     like = _first_tensor(model)
-    direct = [s for s in plan.sites if s.function is None and s.occurrences == 1]
+    replaced = [s for s in plan.sites if _how(s) == "replace"]
+    attributes = [s for s in plan.sites if _how(s) == "attribute"]
     rewrites: dict[str, list[PlannedSite]] = {}
     problems = []
     for site in plan.sites:
-        if site in direct:
+        if _how(site) != "rewrite":
             continue
         if site.caller is None:
             problems.append(f"{site.site}: called from outside any module of the model")
@@ -345,14 +525,22 @@ def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
         rewrites.setdefault(site.caller, []).append(site)
     if problems:
         raise SwapError("cannot swap " + "; ".join(problems))
-    for site in direct:
+    new_modules: dict[str, nn.Module] = {}
+    for site in replaced:
         try:
-            model.get_submodule(site.module)
+            old = model.get_submodule(site.module)
         except AttributeError:
             raise SwapError(
                 f"cannot swap {site.site}: the model has no module {site.module!r}"
             ) from None
-        model = _set_submodule(model, site.module, _new_module(site, like))
+        if site.module not in new_modules:  # every call of a shared module: one new module
+            new_modules[site.module] = _new_module(site, like)
+            model = _replace_everywhere(model, old, new_modules[site.module])
+    done_attributes: set[tuple[str | None, str | None]] = set()
+    for site in attributes:
+        if (site.caller, site.function) not in done_attributes:
+            _set_attribute(model, site, like)
+            done_attributes.add((site.caller, site.function))
     # Deepest callers first, so a rewrite never replaces a module another rewrite holds.
     for caller_path in sorted(rewrites, key=lambda p: -p.count(".") - (p != "")):
         model, _ = _rewrite_caller(model, caller_path, rewrites[caller_path], like)
@@ -360,14 +548,21 @@ def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
 
 
 def _with_new_names(plan: SwapPlan, model: nn.Module) -> SwapPlan:
-    """Name the module each rewritten call site will get, avoiding the caller's own names."""
+    """Name the module each swapped site will live in, avoiding the caller's own names."""
     taken: dict[str, set[str]] = {}
     sites = []
     for site in plan.sites:
-        if site.function is None and site.occurrences == 1:
+        how = _how(site)
+        if how == "replace":
             sites.append(replace(site, new_site=site.module))
             continue
         caller_path = site.caller or ""
+        prefix = f"{caller_path}." if caller_path else ""
+        if how == "attribute":
+            caller = model.get_submodule(caller_path) if caller_path else model
+            held = _held_function(caller, site.function or "")
+            sites.append(replace(site, new_site=prefix + (held or "")))
+            continue
         if caller_path not in taken:
             caller = model.get_submodule(caller_path) if caller_path else model
             taken[caller_path] = set(vars(caller)) | set(caller._modules) | set(dir(type(caller)))
@@ -377,7 +572,6 @@ def _with_new_names(plan: SwapPlan, model: nn.Module) -> SwapPlan:
         while name in taken[caller_path]:
             name, n = f"{wanted}_{n}", n + 1
         taken[caller_path].add(name)
-        prefix = f"{caller_path}." if caller_path else ""
         sites.append(replace(site, new_site=prefix + name))
     return replace(plan, sites=tuple(sites))
 
@@ -412,6 +606,8 @@ def swap(
             per_channel=per_channel,
             example_inputs=example_inputs,
         )
+        for note in plan.notes:
+            warnings.warn(f"deadcheck.swap: {note}", stacklevel=2)
     if not inplace:
         return apply_plan(copy.deepcopy(model), plan)
     apply_plan(copy.deepcopy(model), plan)  # a dry run: a swap that fails leaves no half-swap

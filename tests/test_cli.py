@@ -211,3 +211,40 @@ def test_readme_excerpt_is_the_real_output() -> None:
     readme = (ROOT / "README.md").read_text()
     assert code == 0
     assert f"```text\n{out}```" in readme
+
+
+def test_a_swapped_checkpoint_scans_with_its_plan(tmp_path) -> None:
+    """swap writes a plan and weights; scan --plan --weights reads them back, no wrapper file."""
+    out = tmp_path / "swapped"
+    code, stdout, err = run("swap", f"{T}/planted.py", "--to", "prelu", "--output", f"{out}/")
+    assert code == 0, err
+    assert f"{out}//" not in stdout and f"{out}/swap_plan.json" in stdout
+    assert f"--plan {out}/swap_plan.json --weights {out}/state_dict.pt" in stdout
+    code, stdout, err = run(
+        "scan",
+        f"{T}/planted.py",
+        "--plan",
+        str(out / "swap_plan.json"),
+        "--weights",
+        str(out / "state_dict.pt"),
+        "--format",
+        "json",
+    )
+    assert code == 0, err
+    kinds = {s["name"]: s["kind"] for s in json.loads(stdout)["sites"]}
+    assert kinds == {"act1": "PReLU", "act2": "PReLU", "act3": "LeakyReLU"}
+    code, _, err = run("scan", f"{T}/planted.py", "--weights", str(out / "state_dict.pt"))
+    assert code == 2 and "does not fit the model" in err  # without the plan the keys differ
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [("{not json", "is not a swap plan"), ('{"schema": "other"}', "not a swap plan")],
+    ids=["not-json", "other-schema"],
+)
+def test_a_bad_plan_is_one_line(tmp_path, content: str, why: str) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(content)
+    code, _, err = run("scan", f"{T}/planted.py", "--plan", str(plan))
+    assert code == 2 and why in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

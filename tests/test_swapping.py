@@ -199,7 +199,7 @@ class Untraceable(nn.Module):
 
 def test_untraceable_site_fails_naming_the_site() -> None:
     with pytest.raises(deadcheck.SwapError, match=r":relu: the model's own forward does not trace"):
-        deadcheck.swap(Untraceable(), "prelu", example_inputs=X5)
+        deadcheck.swap(Untraceable(), "prelu", sites=[":relu"], example_inputs=X5)
 
 
 class HalfSwappable(nn.Module):
@@ -220,7 +220,7 @@ class HalfSwappable(nn.Module):
 def test_a_failing_inplace_swap_leaves_the_model_as_it_was() -> None:
     model = HalfSwappable()
     with pytest.raises(deadcheck.SwapError):
-        deadcheck.swap(model, "prelu", example_inputs=X5, inplace=True)
+        deadcheck.swap(model, "prelu", sites=["act", ":relu"], example_inputs=X5, inplace=True)
     assert isinstance(model.act, nn.ReLU)
 
 
