@@ -504,7 +504,7 @@ def _set_attribute(model: nn.Module, site: PlannedSite, like: torch.Tensor | Non
     # torch's Transformer layers take a fused fast path for ReLU and GELU in eval mode,
     # which would ignore the new module.
     if hasattr(caller, "activation_relu_or_gelu"):
-        caller.activation_relu_or_gelu = 0
+        setattr(caller, "activation_relu_or_gelu", 0)  # noqa: B010 (mypy: a plain attribute)
 
 
 def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
