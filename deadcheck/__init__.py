@@ -14,7 +14,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "record": "deadcheck.recording",
     "Recorder": "deadcheck.recording",
-    "RecordingError": "deadcheck.recording",
+    "RecordingError": "deadcheck.errors",
+    "DeadcheckError": "deadcheck.errors",
+    "InputError": "deadcheck.errors",
+    "ModelError": "deadcheck.errors",
+    "AxisPReLU": "deadcheck.layers",
     "analyze": "deadcheck.analysis",
     "Report": "deadcheck.analysis",
     "LayerReport": "deadcheck.analysis",
@@ -33,12 +37,16 @@ _EXPORTS = {
     "plan_swap": "deadcheck.swapping",
     "apply_plan": "deadcheck.swapping",
     "SwapPlan": "deadcheck.swapping",
-    "SwapError": "deadcheck.swapping",
+    "SwapError": "deadcheck.errors",
 }
 
 __all__ = [
+    "AxisPReLU",
+    "DeadcheckError",
     "Finding",
+    "InputError",
     "LayerReport",
+    "ModelError",
     "Monitor",
     "Recorder",
     "RecordingError",
@@ -64,14 +72,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from deadcheck.analysis import Finding, LayerReport, Report, Thresholds, analyze
+    from deadcheck.errors import DeadcheckError, InputError, ModelError, RecordingError, SwapError
+    from deadcheck.layers import AxisPReLU
     from deadcheck.loading import load_target
     from deadcheck.monitoring import Monitor, Trend
     from deadcheck.plotting import plot_report
-    from deadcheck.recording import Recorder, RecordingError, record
+    from deadcheck.recording import Recorder, record
     from deadcheck.rendering import render
     from deadcheck.scanning import scan
     from deadcheck.statistics import SiteStats, Stats
-    from deadcheck.swapping import SwapError, SwapPlan, apply_plan, plan_swap, swap
+    from deadcheck.swapping import SwapPlan, apply_plan, plan_swap, swap
     from deadcheck.tensorboard import write_tensorboard
 
 

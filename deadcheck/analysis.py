@@ -160,6 +160,11 @@ class Report:
     partial: bool = False
     problems: tuple[str, ...] = ()
 
+    @property
+    def incomplete(self) -> bool:
+        """True when a site could not be counted (an ``uncounted-site`` finding says which)."""
+        return any(f.code == "uncounted-site" for f in self.findings)
+
     def layer(self, name: str) -> LayerReport:
         for layer in self.layers:
             if layer.name == name:
@@ -195,6 +200,7 @@ class Report:
             "thresholds": self.thresholds.to_dict(),
             "sites": [layer.to_dict() for layer in self.layers],
             "findings": [f.to_dict() for f in self.findings],
+            "incomplete": self.incomplete,
             "problems": list(self.problems),
         }
 
@@ -326,7 +332,16 @@ def analyze(
     """Turn counts into a :class:`Report`; see :class:`Thresholds` for the defaults' reasons."""
     thresholds = Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
     layers = tuple(LayerReport.from_stats(site) for site in stats.sites)
-    findings = tuple(f for layer in layers for f in _site_findings(layer, thresholds))
+    uncounted = tuple(
+        Finding(
+            "uncounted-site",
+            "error",
+            name,
+            f"could not be counted ({why}); the report is incomplete",
+        )
+        for name, why in stats.uncounted
+    )
+    findings = uncounted + tuple(f for layer in layers for f in _site_findings(layer, thresholds))
     return Report(
         layers=layers,
         findings=findings,

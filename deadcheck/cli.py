@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from deadcheck import __version__
-from deadcheck.errors import EXIT_FINDINGS, InputError, ModelError
+from deadcheck.errors import EXIT_FINDINGS, EXIT_USAGE, DeadcheckError, InputError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,9 +46,6 @@ def _handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except InputError as error:
-            click.echo(f"deadcheck: error: {error}", err=True)
-            sys.exit(error.exit_code)
         except ModelError as error:
             click.echo(
                 f"deadcheck: your code raised an error while {error.where} "
@@ -59,8 +56,42 @@ def _handle_errors(func: F) -> F:
             if error.hint:
                 click.echo(f"deadcheck: hint: {error.hint}", err=True)
             sys.exit(error.exit_code)
+        except DeadcheckError as error:  # unusable input, a refused recording or swap
+            click.echo(f"deadcheck: error: {error}", err=True)
+            sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+# Click 8.2+ shows the group's help as an error when no command is given.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _Group(click.Group):
+    """Click's group, with usage errors as the documented one line and exit status 2.
+
+    Click prints a three-line usage block for a bad option value; deadcheck
+    prints one line that names the option and its valid choices.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except _NO_ARGS_IS_HELP as error:
+            click.echo(error.format_message(), err=True)
+            sys.exit(EXIT_USAGE)
+        except click.UsageError as error:
+            where = f" (see {error.ctx.command_path} --help)" if error.ctx else ""
+            click.echo(f"deadcheck: error: {error.format_message()}{where}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.Abort:
+            click.echo("deadcheck: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as error:
+            click.echo(f"deadcheck: error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 class _Progress:
@@ -68,9 +99,11 @@ class _Progress:
 
     def __init__(self, total: int | None) -> None:
         self.total = total
+        self.done = 0
         self.enabled = sys.stderr.isatty()
 
     def __call__(self, done: int) -> None:
+        self.done = done
         if self.enabled:
             of = f"/{self.total}" if self.total else ""
             click.echo(f"\rdeadcheck: batch {done}{of}", err=True, nl=False)
@@ -107,6 +140,18 @@ def _unit_axes(pairs: tuple[str, ...]) -> dict[str, int]:
         if not sep or not name:
             raise InputError(f"--unit-axis {pair!r} must look like SITE=AXIS (e.g. encoder.act=1)")
     return axes
+
+
+def _check_thresholds(**thresholds: float) -> None:
+    """Refuse a threshold out of range before anything is loaded or run, naming its option."""
+    from deadcheck.analysis import Thresholds
+
+    try:
+        Thresholds(**thresholds)
+    except ValueError as error:
+        name = str(error).split(" ", 1)[0]
+        option = "--" + name.replace("_", "-")
+        raise InputError(f"{option} {str(error).split(' ', 1)[1]}") from None
 
 
 def _apply_saved_plan(model: Any, path: str) -> Any:
@@ -244,6 +289,7 @@ def _run_scan(
     from deadcheck.loading import load_target, load_weights, parse_shape
     from deadcheck.scanning import inputs_for, scan
 
+    _check_thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
     shape = parse_shape(input_shape) if input_shape is not None else None
     if batches is not None and batches <= 0:
         raise InputError(f"--batches must be positive, got {batches}")
@@ -276,14 +322,28 @@ def _run_scan(
             near_linear=near_linear,
             tiny_slope=tiny_slope,
         )
-    except ValueError as error:  # thresholds out of range
-        raise InputError(str(error)) from None
+    except ModelError as error:
+        if error.where.startswith("forward pass"):
+            origin = (
+                f"the inputs are random tensors of shape {','.join(map(str, shape))} from "
+                "--input-shape; pass the shape the model takes"
+                if shape is not None
+                else f"the batches come from {target.name}"
+            )
+            error.hint = f"{error.hint}; {origin}" if error.hint else origin
+        raise
     finally:
         progress.close()
+    if batches is not None and total is not None and 0 < progress.done < total:
+        click.echo(
+            f"deadcheck: note: --batches {batches} asked for more than {target.name} gives: "
+            f"fed {progress.done}",
+            err=True,
+        )
     return target, report, where
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deadcheck")
 def main() -> None:
     """Find dead and dying ReLU units in a PyTorch model, and repair them."""
@@ -306,7 +366,11 @@ def main() -> None:
     type=click.Path(file_okay=False),
     help="Write TensorBoard event files into this folder.",
 )
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a summary PNG here.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    help="Write a summary picture here (.png, .svg, .pdf or .jpg, by the suffix).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--all", "all_sites", is_flag=True, help="Table: show every site in forward order.")
 @click.option(
@@ -336,6 +400,13 @@ def scan_command(
     for path in (output, plot):
         if path is not None:
             check_writable(path, force=force)
+    if plot is not None:
+        from deadcheck.plotting import plot_format
+
+        try:
+            plot_format(plot)
+        except ValueError as error:
+            raise InputError(f"--plot {plot}: {error}") from None
     _, report, _ = _run_scan(target, **options)
     if not _is_main_rank():
         return
@@ -346,9 +417,9 @@ def scan_command(
         click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
     if plot is not None:
         from deadcheck.files import write_bytes_atomic
-        from deadcheck.plotting import plot_report
+        from deadcheck.plotting import plot_format, plot_report
 
-        write_bytes_atomic(plot, plot_report(report), force=force)
+        write_bytes_atomic(plot, plot_report(report, format=plot_format(plot)), force=force)
         click.echo(f"deadcheck: wrote {plot}", err=True)
     text = render(report, fmt, all_sites=all_sites)  # type: ignore[arg-type]
     if output is not None:

@@ -1,8 +1,23 @@
-"""The two kinds of failure the command line tells apart, with their exit codes."""
+"""deadcheck's errors, each carrying the exit status the command line gives it.
+
+Every error the library raises on purpose derives from :class:`DeadcheckError`,
+so the command line maps all of them in one place: unusable input is one line
+and exit status 2; the user's own code failing is its traceback and 3.
+"""
 
 from __future__ import annotations
 
-__all__ = ["EXIT_FINDINGS", "EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "InputError", "ModelError"]
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_MODEL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "DeadcheckError",
+    "InputError",
+    "ModelError",
+    "RecordingError",
+    "SwapError",
+]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -10,13 +25,25 @@ EXIT_USAGE = 2
 EXIT_MODEL = 3
 
 
-class InputError(Exception):
-    """Bad usage or unusable input: shown as one line, exit status 2."""
+class DeadcheckError(Exception):
+    """Base of deadcheck's own errors; ``exit_code`` is what the command line exits with."""
 
     exit_code = EXIT_USAGE
 
 
-class ModelError(Exception):
+class InputError(DeadcheckError):
+    """Bad usage or unusable input: shown as one line, exit status 2."""
+
+
+class RecordingError(DeadcheckError, RuntimeError):
+    """The recording cannot give trustworthy counts (the message says why); exit status 2."""
+
+
+class SwapError(DeadcheckError, ValueError):
+    """The swap cannot be done as asked; the message names each site and why. Exit status 2."""
+
+
+class ModelError(DeadcheckError):
     """The user's own code raised: shown with its traceback, exit status 3.
 
     ``__cause__`` holds the user's exception.

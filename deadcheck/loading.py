@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -98,6 +99,12 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def _import_module(name: str) -> ModuleType:
+    # The working directory comes first, as under `python -m`: the console script
+    # and `python -m deadcheck` find the same packages.
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
@@ -106,6 +113,9 @@ def _import_module(name: str) -> ModuleType:
         raise InputError(f"{error.filename}:{error.lineno}: syntax error: {error.msg}") from None
     except Exception as error:
         raise ModelError(f"importing {name}", error) from error
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _build(obj: Any, where: str) -> nn.Module:
@@ -126,9 +136,28 @@ def _build(obj: Any, where: str) -> nn.Module:
     raise InputError(f"{where} is {article} {kind}, not an nn.Module")
 
 
+def _did_you_mean(module: ModuleType, attr: str, label: str) -> str:
+    """A hint naming the models a file defines under other names, or ''."""
+    models = []
+    for name, value in vars(module).items():
+        if name.startswith("_"):
+            continue
+        own_class = (
+            isinstance(value, type)
+            and issubclass(value, nn.Module)
+            and value.__module__ == module.__name__
+        )
+        if isinstance(value, nn.Module) or own_class:
+            models.append(name)
+    close = difflib.get_close_matches(attr, models, n=3, cutoff=0.0) if models else []
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"{label}:{name}" for name in close) + "?"
+
+
 def _from_namespace(module: ModuleType, attr: str, label: str, name: str) -> Target:
     if not hasattr(module, attr):
-        raise InputError(f"{label} defines no {attr!r}")
+        raise InputError(f"{label} defines no {attr!r}{_did_you_mean(module, attr, label)}")
     model = _build(getattr(module, attr), f"{label}:{attr}")
     batches = getattr(module, "batches", None)
     if batches is not None and not callable(batches):
@@ -197,6 +226,35 @@ def _state_dict_from(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+#: How a torch checkpoint starts: a zip archive (torch.save since 1.6) or a pickle (older).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "(" + ", ".join(str(d) for d in tensor.shape) + ")"
+
+
+def _check_checkpoint_file(path: Path) -> None:
+    """Refuse a file that cannot be a torch checkpoint, saying what it seems to be."""
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if not head:
+        raise InputError(f"{path} is empty, not a torch checkpoint")
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC):
+        return
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path} is not a torch checkpoint (no torch.save archive or pickle header)"
+        ) from None
+    looks = "Python source" if path.suffix == ".py" or "import " in text else "text"
+    raise InputError(
+        f"{path} is {looks}, not a torch checkpoint: --weights takes a file torch.save wrote"
+    )
+
+
 def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = False) -> None:
     """Load a state dict into ``model`` with ``weights_only=True`` unless ``allow_pickle``.
 
@@ -206,6 +264,7 @@ def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = Fal
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such weights file: {path}")
+    _check_checkpoint_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as error:
@@ -217,6 +276,13 @@ def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = Fal
             ) from None
         raise InputError(f"cannot load {path}: {text.splitlines()[0] if text else error}") from None
     state = _state_dict_from(obj, path)
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise InputError(
+                f"{path} does not fit the model: {key} is {_shape(value)} in the file but "
+                f"{_shape(own[key])} in the model (a checkpoint of another size or variant?)"
+            )
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         parts = []

@@ -12,7 +12,11 @@ from typing import Any
 
 from deadcheck.analysis import SEVERITIES, Report
 
-__all__ = ["heatmap_matrix", "heatmap_rgb", "plot_report"]
+__all__ = ["PLOT_FORMATS", "heatmap_matrix", "heatmap_rgb", "plot_format", "plot_report"]
+
+#: File suffixes a plot can be written as, and the format matplotlib writes for each.
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
+_DEAD_COLOR = "#e45756"
 
 _COLORS = {None: "#4c78a8", "info": "#72b7b2", "warning": "#f58518", "error": "#e45756"}
 
@@ -50,11 +54,28 @@ def _worst(report: Report, site: str) -> str | None:
     return max(found, key=SEVERITIES.index) if found else None
 
 
-def plot_report(report: Report, path: str | Path | None = None) -> bytes:
-    """A two-panel PNG: dead share per site (coloured by worst finding), zero fractions per unit.
+def plot_format(path: str | Path) -> str:
+    """The image format a path's suffix names; ValueError for a suffix no format has."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise ValueError(
+            f"cannot tell the image format of {Path(path).name!r}: name it "
+            + ", ".join(sorted(PLOT_FORMATS))
+        )
+    return PLOT_FORMATS[suffix]
 
-    Returns the PNG bytes and, with ``path``, also writes them there.
+
+def plot_report(
+    report: Report, path: str | Path | None = None, *, format: str | None = None
+) -> bytes:
+    """Two panels: dead share per site (coloured by worst finding), zero fractions per unit.
+
+    ``format`` is png, svg, pdf or jpg; by default the one ``path``'s suffix
+    names, else png. Returns the bytes and, with ``path``, also writes them there.
+    In the lower panel dead units are red, apart from units that fired rarely.
     """
+    if format is None:
+        format = plot_format(path) if path is not None else "png"
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -66,6 +87,7 @@ def plot_report(report: Report, path: str | Path | None = None) -> bytes:
     fig, (bars, heat) = plt.subplots(
         2,
         1,
+        sharex=True,
         figsize=(max(6.5, min(4 + 0.18 * n, 24)), 7.5),
         gridspec_kw={"height_ratios": [1, 1.2]},
         constrained_layout=True,
@@ -81,7 +103,7 @@ def plot_report(report: Report, path: str | Path | None = None) -> bytes:
     bars.set_ylim(0, 1.02)
     bars.set_ylabel("dead share of units")
     bars.set_xticks(list(x))
-    bars.set_xticklabels(names, rotation=90, fontsize=max(4, min(8, 400 // n)))
+    bars.tick_params(labelbottom=False)  # the lower panel names the sites for both
     bars.set_xlim(-0.6, len(layers) - 0.4)
     title = f"{report.target or 'model'}: {report.samples} samples, {len(layers)} sites"
     bars.set_title(title + (" (partial)" if report.partial else ""))
@@ -95,25 +117,27 @@ def plot_report(report: Report, path: str | Path | None = None) -> bytes:
         loc="upper left",
     )
     if layers:
+        matrix = heatmap_matrix(report, sort=True)
+        for row, layer in enumerate(layers):  # dead units above the colour scale: red
+            matrix[row, : len(layer.dead_units)] = 2.0
         image = heat.imshow(
-            heatmap_matrix(report, sort=True).T,
+            matrix.T,
             aspect="auto",
             interpolation="nearest",
-            cmap="viridis",
+            cmap=matplotlib.colormaps["viridis"].with_extremes(over=_DEAD_COLOR, bad="#d9d9d9"),
             vmin=0,
             vmax=1,
             origin="lower",
-            extent=(-0.5, len(layers) - 0.5, 0, heatmap_matrix(report).shape[1]),
+            extent=(-0.5, len(layers) - 0.5, 0, matrix.shape[1]),
         )
-        fig.colorbar(image, ax=heat, label="zero fraction (1 = never fired)")
+        fig.colorbar(image, ax=heat, extend="max", label="zero fraction (red: dead, never fired)")
     heat.set_xlabel("site (forward order)")
-    if 0 < len(layers) <= 12:
-        heat.set_xticks(list(x))
-        heat.set_xticklabels(names, fontsize=8)
+    heat.set_xticks(list(x))
+    heat.set_xticklabels(names, rotation=90, fontsize=max(4, min(8, 400 // n)))
     heat.set_ylabel("units, most often zero first")
-    heat.set_title("per-unit zero fraction (yellow at the bottom: dead units)", fontsize=9)
+    heat.set_title("per-unit zero fraction (red at the bottom: dead units)", fontsize=9)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format=format, dpi=110)
     plt.close(fig)
     data = buffer.getvalue()
     if path is not None:

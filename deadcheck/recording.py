@@ -28,14 +28,11 @@ from torch.utils.hooks import RemovableHandle
 
 from deadcheck.activations import CALLS, ActivationCall, is_family_module, module_call
 from deadcheck.counting import SiteCounter, collect
+from deadcheck.errors import RecordingError
 from deadcheck.statistics import Stats
 from deadcheck.units import Layout, layout_of
 
 __all__ = ["Recorder", "RecordingError", "record"]
-
-
-class RecordingError(RuntimeError):
-    """The recording cannot give trustworthy counts (the message says why)."""
 
 
 class _Interceptor(TorchFunctionMode):
@@ -221,7 +218,7 @@ class Recorder:
         self._max_occurrences: dict[str, int] = {}
         self._counters: dict[tuple[str, int], SiteCounter] = {}
         self._samples = 0
-        self._problems: dict[str, str] = {}
+        self._problems: dict[tuple[str, int], str] = {}
         self._partial = False
         self._attached = False
 
@@ -402,7 +399,7 @@ class Recorder:
                 else:
                     counter.add(call, x)
         except Exception as error:  # never break the user's forward pass
-            self._problems.setdefault(f"{base}#{index}", f"{type(error).__name__}: {error}")
+            self._problems.setdefault((base, index), f"{type(error).__name__}: {error}")
 
     # -- results -----------------------------------------------------------
 
@@ -435,13 +432,15 @@ class Recorder:
         if reduce is None:
             reduce = is_distributed()
         sites, samples = collect(self.counters(), self._samples, reduce=reduce)
-        problems = tuple(f"{name}: {why}" for name, why in self._problems.items())
+        uncounted = tuple((self._name(b, i), why) for (b, i), why in self._problems.items())
+        problems = tuple(f"{name}: {why}" for name, why in uncounted)
         return Stats(
             sites=tuple(sites),
             samples=samples,
             partial=self._partial,
             target=self.target,
             problems=problems,
+            uncounted=uncounted,
         )
 
     def report(self, **thresholds: Any) -> Any:

@@ -46,19 +46,14 @@ def _severity_rank(report: Report, site: str) -> int:
     return max(ranks) + 1 if ranks else 0
 
 
-def _fit(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text
-    keep = width - 1
-    head = keep // 3
-    return text[:head] + "…" + text[len(text) - (keep - head) :]
-
-
 def _summary(report: Report) -> str:
     counts = {s: sum(f.severity == s for f in report.findings) for s in reversed(SEVERITIES)}
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     findings = ", ".join(parts) if parts else "no findings"
     partial = " (partial: interrupted)" if report.partial else ""
+    uncounted = sum(f.code == "uncounted-site" for f in report.findings)
+    if uncounted:
+        partial += f" (incomplete: {uncounted} site{'s' if uncounted != 1 else ''} not counted)"
     sites = len(report.layers)
     return (
         f"{report.target or 'model'}: {report.samples} samples, "
@@ -88,7 +83,7 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
                 folded[finding.code] = folded.get(finding.code, 0) + 1
                 continue
             head = f"  {finding.severity.upper():<8}{finding.code:<18}"
-            lines.append(head + _fit(finding.site, width - len(head)))
+            lines.append(head + finding.site)  # names are identifiers: never cut
             lines += textwrap.wrap(
                 finding.message, width, initial_indent=" " * 10, subsequent_indent=" " * 10
             )
@@ -96,10 +91,11 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
             lines.append(
                 f"  {'INFO':<8}{code:<18}at {n} site{'s' if n != 1 else ''} (--all lists them)"
             )
-    for problem in report.problems:
-        lines.append(f"  note: {problem}")
     numbers = f"{'kind':<10}{'units':>6}{'dead':>6}{'dead%':>7}{'zero%':>7}  {'slope':<9}"
-    name_width = max(12, width - len(numbers) - 1)
+    # Names are identifiers a user pastes into --sites or --unit-axis: the column
+    # widens for the longest one rather than cutting it.
+    longest = max(len(layer.name) for layer in report.layers)
+    name_width = max(12, width - len(numbers) - 1, longest)
     lines += ["", f"{'site':<{name_width}} {numbers}".rstrip()]
     layers = list(report.layers)
     if not all_sites:
@@ -113,7 +109,7 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
         layers = layers[:TABLE_ROWS]
     for layer in layers:
         row = (
-            f"{_fit(layer.name, name_width):<{name_width}} {layer.kind[:9]:<10}{layer.units:>6}"
+            f"{layer.name:<{name_width}} {layer.kind[:9]:<10}{layer.units:>6}"
             f"{len(layer.dead_units):>6}{_pct(layer.dead_fraction):>7}"
             f"{_pct(layer.mean_zero_fraction):>7}  {_slope_text(layer):<9}"
         )

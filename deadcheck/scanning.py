@@ -21,6 +21,7 @@ from deadcheck.analysis import Report, analyze
 from deadcheck.errors import InputError, ModelError
 from deadcheck.loading import Target, call_model, random_batches, to_device
 from deadcheck.recording import record
+from deadcheck.statistics import Stats
 
 __all__ = ["inputs_for", "model_device", "preserved", "scan"]
 
@@ -87,7 +88,7 @@ def inputs_for(
     return random_batches(shape, count, seed=seed), count
 
 
-def _hint(batch: Any, error: Exception) -> str | None:
+def _hint(model: nn.Module, batch: Any, error: Exception) -> str | None:
     """A likely cause for a forward pass that rejected its batch, or None."""
     if isinstance(error, TypeError) and isinstance(batch, (tuple, list)) and len(batch) > 1:
         return (
@@ -95,7 +96,33 @@ def _hint(batch: Any, error: Exception) -> str | None:
             "that many positional arguments; if it is (inputs, labels) from a DataLoader, "
             "yield only the inputs: `for x, _ in loader: yield x`"
         )
+    text = str(error)
+    if isinstance(batch, torch.Tensor) and ("dtype" in text or "scalar type" in text):
+        params = {p.dtype for p in model.parameters()}
+        theirs = ", ".join(sorted(str(d).replace("torch.", "") for d in params)) or "none"
+        return (
+            f"the batch is {str(batch.dtype).replace('torch.', '')} and the model's parameters "
+            f"are {theirs}: convert one to the other"
+        )
     return None
+
+
+def _check_unit_axis_names(unit_axis: Mapping[str, int], stats: Stats) -> None:
+    """Refuse a unit axis given for a site that never ran: a typo must not pass silently."""
+    names = [*stats.names, *(name for name, _ in stats.uncounted)]
+    known = set(names) | {name.rsplit("#", 1)[0] for name in names}
+    unknown = [name for name in unit_axis if name not in known]
+    if unknown:
+        listed = ", ".join(dict.fromkeys(names)) or "none"
+        raise InputError(
+            f"a unit axis was given for {', '.join(repr(n) for n in unknown)}, but no site is "
+            f"called that; sites are: {listed}"
+        )
+    for name, why in stats.uncounted:
+        given = unit_axis.get(name, unit_axis.get(name.rsplit("#", 1)[0]))
+        if given is not None and "out of range" in why:
+            detail = why.split(" is ", 1)[-1]
+            raise InputError(f"the unit axis {given} given for {name} is {detail}")
 
 
 def scan(
@@ -137,7 +164,7 @@ def scan(
                     call_model(model, to_device(batch, where))
                 except Exception as error:
                     raise ModelError(
-                        f"forward pass on batch {seen}", error, _hint(batch, error)
+                        f"forward pass on batch {seen}", error, _hint(model, batch, error)
                     ) from error
             except KeyboardInterrupt:
                 partial = True
@@ -148,6 +175,7 @@ def scan(
     if seen == 0 and not partial:
         raise InputError("there were no batches to feed the model (batches() yielded nothing)")
     stats = recorder.stats()
+    _check_unit_axis_names(unit_axis or {}, stats)
     if partial:
         stats = replace(stats, partial=True)
     return analyze(stats, **thresholds)

@@ -100,6 +100,8 @@ class Stats:
     partial: bool = False
     target: str | None = None
     problems: tuple[str, ...] = field(default=())
+    #: (site name, why) for each site whose counts are missing or incomplete.
+    uncounted: tuple[tuple[str, str], ...] = field(default=())
 
     def site(self, name: str) -> SiteStats:
         """The site called ``name``; KeyError names the sites there are."""
@@ -118,5 +120,6 @@ class Stats:
             "partial": self.partial,
             "target": self.target,
             "problems": list(self.problems),
+            "uncounted": [{"site": name, "why": why} for name, why in self.uncounted],
             "sites": [s.to_dict() for s in self.sites],
         }

@@ -45,6 +45,7 @@ from torch import nn
 
 from deadcheck.activations import CALLS
 from deadcheck.analysis import LayerReport, Report
+from deadcheck.errors import SwapError
 from deadcheck.layers import AxisPReLU
 from deadcheck.loading import call_model
 
@@ -72,10 +73,6 @@ _ALIASES: dict[str, Target] = {
 SWAPPABLE_KINDS = frozenset({"ReLU"})
 #: Findings that make a site worth swapping (a swap does not cure NaNs or slopes).
 _DEAD_CODES = frozenset({"dead-layer", "dying-layer"})
-
-
-class SwapError(ValueError):
-    """The swap cannot be done as asked; the message names each site and why."""
 
 
 @dataclass(frozen=True)

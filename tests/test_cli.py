@@ -174,15 +174,20 @@ def test_weights_are_loaded_with_weights_only(tmp_path: Path) -> None:
     assert code == 2 and "--unsafe-pickle" in err
 
 
-def test_table_fits_80_columns_for_121_sites() -> None:
-    code, out, _ = run(
-        "scan", "torchvision:densenet121", "--input-shape", "1,3,32,32", "--batches", "1", "--all"
-    )
+def test_table_prints_every_site_name_whole_for_121_sites() -> None:
+    """Names are identifiers to paste into --sites and --unit-axis: the column widens, no cut."""
+    args = ["torchvision:densenet121", "--input-shape", "1,3,32,32", "--batches", "1"]
+    code, out, _ = run("scan", *args, "--all")
     assert code == 0
     lines = out.splitlines()
-    assert max(len(line) for line in lines) <= 80
-    assert "121 sites" in lines[0]
-    assert sum(1 for line in lines if " ReLU " in line) == 121
+    assert "121 sites" in lines[0] and "…" not in out
+    rows = [line.split()[0] for line in lines if " ReLU " in line]
+    _, data, _ = run("scan", *args, "--format", "json")
+    assert rows == [site["name"] for site in json.loads(data)["sites"]]
+    longest = max(len(name) for name in rows)
+    assert longest > 33  # so the column had to widen
+    # One aligned column, as wide as the longest name.
+    assert {line.index(" ReLU ") for line in lines if " ReLU " in line} == {longest}
 
 
 def test_console_script_and_module_entry_points() -> None:
