@@ -94,19 +94,180 @@ EXIT_CODES = [
     ("model-raises", ["scan", f"{T}/raising.py"], 3, "shapes do not line up"),
     ("unknown-torchvision", ["scan", "torchvision:resnet999"], 2, "did you mean"),
     ("random-inputs", ["scan", f"{T}/no_inputs.py", "--input-shape", "4,3"], 0, ""),
+    # A newcomer's usual mistakes: each one line, exit 2, naming the cause and the fix.
+    (
+        "narrow-checkpoint",
+        ["scan", f"{T}/wide_mlp.py", "--weights", "{narrow}"],
+        2,
+        "0.weight is (64, 4) in the file but (128, 4) in the model",
+    ),
+    (
+        "narrow-checkpoint-swap",
+        ["swap", f"{T}/wide_mlp.py", "--weights", "{narrow}", "--to", "prelu", "-o", "{out}"],
+        2,
+        "0.weight is (64, 4) in the file but (128, 4) in the model",
+    ),
+    (
+        "text-checkpoint",
+        ["scan", f"{T}/planted.py", "--weights", "{junk}"],
+        2,
+        "is text, not a torch checkpoint",
+    ),
+    (
+        "empty-checkpoint",
+        ["scan", f"{T}/planted.py", "--weights", "{empty}"],
+        2,
+        "is empty, not a torch checkpoint",
+    ),
+    (
+        "python-as-checkpoint",
+        ["scan", f"{T}/planted.py", "--weights", f"{T}/planted.py"],
+        2,
+        "is Python source, not a torch checkpoint",
+    ),
+    (
+        "python-as-checkpoint-unsafe",
+        ["scan", f"{T}/planted.py", "--weights", f"{T}/planted.py", "--unsafe-pickle"],
+        2,
+        "is Python source, not a torch checkpoint",
+    ),
+    (
+        "unit-axis-unknown-site",
+        ["scan", f"{T}/planted.py", "--unit-axis", "nosuch=1"],
+        2,
+        "no site is called that; sites are: act1, act2, act3",
+    ),
+    (
+        "unit-axis-out-of-range",
+        ["scan", f"{T}/planted.py", "--unit-axis", "act2=5"],
+        2,
+        "the unit axis 5 given for act2 is out of range for a rank-2 activation",
+    ),
+    ("torchscript", ["scan", f"{T}/scripted.py"], 2, "TorchScript"),
+    (
+        "threshold-named",
+        ["scan", f"{T}/planted.py", "--dying", "50"],
+        2,
+        "--dying must be in (0, 1]",
+    ),
+    (
+        "bad-format-choices",
+        ["scan", f"{T}/planted.py", "--format", "yaml"],
+        2,
+        "'yaml' is not one of 'table', 'json', 'markdown'",
+    ),
+    (
+        "bad-fail-on",
+        ["scan", f"{T}/planted.py", "--fail-on", "warnings"],
+        2,
+        "'warnings' is not one of 'warning', 'error'",
+    ),
+    (
+        "bad-swap-to",
+        ["swap", f"{T}/planted.py", "--to", "leaky", "-o", "{out}"],
+        2,
+        "'leaky' is not one of 'leaky_relu', 'prelu'",
+    ),
+    (
+        "net-not-model",
+        ["scan", f"{T}/net_only.py"],
+        2,
+        "did you mean tests/targets/net_only.py:net?",
+    ),
+    (
+        "plot-suffix",
+        ["scan", f"{T}/planted.py", "--plot", "{out}.tiff"],
+        2,
+        ".jpg, .pdf, .png, .svg",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("args", "code", "text"), [e[1:] for e in EXIT_CODES], ids=[e[0] for e in EXIT_CODES]
 )
-def test_exit_codes(args: list[str], code: int, text: str) -> None:
-    got, _, err = run(*args)
+def test_exit_codes(args: list[str], code: int, text: str, mistakes: dict[str, str]) -> None:
+    got, _, err = run(*(arg.format(**mistakes) for arg in args))
     assert got == code, err
     assert text in err
     if code == 2:
         assert "Traceback" not in err
-        assert len(err.strip().splitlines()) <= 4  # click usage errors add a usage line
+        assert len(err.strip().splitlines()) == 1, err  # the documented one line
+
+
+@pytest.fixture
+def mistakes(tmp_path: Path) -> dict[str, str]:
+    """Files a newcomer passes by mistake: a checkpoint of another width, text, nothing."""
+    import torch
+    from torch import nn
+
+    narrow = tmp_path / "narrow.pt"
+    torch.save(nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 2)).state_dict(), narrow)
+    (tmp_path / "junk.pt").write_text("hello\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    return {
+        "narrow": str(narrow),
+        "junk": str(tmp_path / "junk.pt"),
+        "empty": str(tmp_path / "empty.pt"),
+        "out": str(tmp_path / "out"),
+    }
+
+
+def test_shape_and_dtype_mistakes_get_a_hint_naming_where_inputs_came_from() -> None:
+    code, _, err = run("scan", f"{T}/planted.py", "--input-shape", "2,5")
+    assert code == 3
+    assert "hint: the inputs are random tensors of shape 2,5 from --input-shape" in err
+    code, _, err = run("scan", f"{T}/wide_mlp.py")
+    assert code == 3
+    assert "hint: the batch is float64 and the model's parameters are float32" in err
+    assert "the batches come from tests/targets/wide_mlp.py" in err
+
+
+def test_more_batches_asked_than_given_is_said() -> None:
+    code, _, err = run("scan", f"{T}/planted.py", "--batches", "100")
+    assert code == 0
+    assert err.strip() == (
+        "deadcheck: note: --batches 100 asked for more than tests/targets/planted.py gives: fed 2"
+    )
+
+
+def test_an_uncounted_site_makes_the_report_incomplete_and_fails(monkeypatch) -> None:
+    """A site that cannot be counted is never dropped silently."""
+    from deadcheck import counting
+
+    real = counting.SiteCounter.create
+
+    def refuse_act2(call, x, **kwargs):
+        if kwargs["module"] == "act2":
+            raise ValueError("cannot count this one")
+        return real(call, x, **kwargs)
+
+    monkeypatch.setattr(counting.SiteCounter, "create", refuse_act2)
+    code, out, _ = run("scan", f"{T}/planted.py", "--format", "json", "--fail-on", "error")
+    data = json.loads(out)
+    assert code == 1 and data["incomplete"] is True
+    assert [f["site"] for f in data["findings"] if f["code"] == "uncounted-site"] == ["act2"]
+    code, out, _ = run("scan", f"{T}/planted.py")
+    assert "(incomplete: 1 site not counted)" in out.splitlines()[0]
+    assert "uncounted-site    act2" in out
+
+
+@pytest.mark.parametrize("how", ["console-script", "python-m"])
+def test_package_targets_load_from_the_working_directory(how: str) -> None:
+    """`deadcheck scan mypkg.models:model` works from the folder holding mypkg, as python -m."""
+    script = Path(sys.executable).parent / "deadcheck"
+    cmd = [str(script)] if how == "console-script" else [sys.executable, "-m", "deadcheck"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [*cmd, "scan", "mypkg.models:model"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / T,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("mypkg.models:model: 2 samples, 1 site")
 
 
 def test_model_error_shows_users_traceback_marked_as_theirs() -> None:
