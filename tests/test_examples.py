@@ -25,7 +25,13 @@ EXPECTED_OUTPUT = {
 
 def run_example(name: str, *args: str) -> str:
     env = {**os.environ, "DEADCHECK_QUICK": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
+    done = _run(name, args, env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _run(name: str, args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
         text=True,
@@ -34,8 +40,6 @@ def run_example(name: str, *args: str) -> str:
         timeout=300,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -158,14 +162,6 @@ def test_an_example_without_scikit_learn_names_the_extra(tmp_path) -> None:
     stub.mkdir()
     (stub / "__init__.py").write_text("raise ImportError('No module named sklearn')\n")
     env = {**os.environ, "DEADCHECK_QUICK": "1", "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "digits_swap.py")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = _run("digits_swap.py", (), env)
     assert done.returncode == 1
     assert done.stderr.strip() == 'this example needs scikit-learn: pip install -e ".[examples]"'
