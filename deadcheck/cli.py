@@ -494,23 +494,20 @@ def swap_command(
     import torch
 
     from deadcheck.files import check_folder_writable, write_folder_atomic
-    from deadcheck.swapping import SwapError, apply_plan, plan_swap
+    from deadcheck.swapping import apply_plan, plan_swap
 
     check_folder_writable(output, force=force)
     loaded, report, _ = _run_scan(target, **options)
     chosen: Any = sites if sites in ("all", "flagged") else sites.split(",")
-    try:
-        plan = plan_swap(
-            loaded.model,
-            to,
-            chosen,
-            negative_slope=negative_slope,
-            init=init,
-            per_channel=not shared_slope,
-            report=report,
-        )
-    except SwapError as error:
-        raise InputError(str(error)) from None
+    plan = plan_swap(
+        loaded.model,
+        to,
+        chosen,
+        negative_slope=negative_slope,
+        init=init,
+        per_channel=not shared_slope,
+        report=report,
+    )
     for note in plan.notes:
         click.echo(f"deadcheck: note: {note}", err=True)
     if not plan.sites:
@@ -521,10 +518,7 @@ def swap_command(
         )
         click.echo(f"deadcheck: nothing to swap: {why}", err=True)
         return
-    try:
-        model = apply_plan(loaded.model, plan)
-    except SwapError as error:
-        raise InputError(str(error)) from None
+    model = apply_plan(loaded.model, plan)  # a SwapError is one line and exit 2 (DeadcheckError)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     becomes = plan.sites[0].becomes

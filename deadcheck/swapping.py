@@ -196,20 +196,35 @@ def _prelu_axis(layer: LayerReport) -> int:
     return layer.unit_axis
 
 
+def _function_of(value: Any) -> str | None:
+    """The family function a stored callable is (``F.relu`` -> "relu"), or None."""
+    try:
+        parser = CALLS.get(value)
+    except TypeError:  # unhashable: not one of ours
+        return None
+    call = parser((None,), {}) if parser is not None else None
+    return call.function if call is not None else None
+
+
 def _held_function(caller: nn.Module, function: str) -> str | None:
     """The one attribute of ``caller`` that holds the family function ``function``, or None."""
-    found = []
-    for name, value in vars(caller).items():
-        if name.startswith("_") or not callable(value):
-            continue
-        try:
-            parser = CALLS.get(value)
-        except TypeError:
-            continue
-        call = parser((None,), {}) if parser is not None else None
-        if call is not None and call.function == function:
-            found.append(name)
+    found = [
+        name
+        for name, value in vars(caller).items()
+        if not name.startswith("_") and callable(value) and _function_of(value) == function
+    ]
     return found[0] if len(found) == 1 else None
+
+
+_Traced = dict[tuple[str, str | None], bool]
+
+
+def _traces_cached(model: nn.Module, site: PlannedSite, cache: _Traced) -> bool:
+    """:func:`_traces` once per (module, function): planning asks it in two places."""
+    key = (site.module, site.function)
+    if key not in cache:
+        cache[key] = site.caller is not None and _traces(model, site.caller, site)
+    return cache[key]
 
 
 def _traces(model: nn.Module, caller_path: str, site: PlannedSite) -> bool:
@@ -239,7 +254,7 @@ def _shareable(group: list[PlannedSite]) -> bool:
     )
 
 
-def _choose_how(model: nn.Module, planned: list[PlannedSite]) -> list[PlannedSite]:
+def _choose_how(model: nn.Module, planned: list[PlannedSite], traced: _Traced) -> list[PlannedSite]:
     """Per site: replace its module, rewrite its caller, or set an attribute.
 
     Every call of a module swapped to LeakyReLU: one new module serves them all.
@@ -251,7 +266,6 @@ def _choose_how(model: nn.Module, planned: list[PlannedSite]) -> list[PlannedSit
     for site in planned:
         groups.setdefault((site.module, site.function), []).append(site)
     held: dict[tuple[str, str | None], bool] = {}
-    traces: dict[tuple[str, str | None], bool] = {}
     out = []
     for site in planned:
         key = (site.module, site.function)
@@ -262,15 +276,13 @@ def _choose_how(model: nn.Module, planned: list[PlannedSite]) -> list[PlannedSit
             if site.occurrences == 1 or (every_call and site.becomes == "LeakyReLU"):
                 how = "replace"
             elif every_call and _shareable(group) and site.caller is not None:
-                if key not in traces:
-                    traces[key] = _traces(model, site.caller, site)
-                how = "rewrite" if traces[key] else "replace"
+                how = "rewrite" if _traces_cached(model, site, traced) else "replace"
         elif site.caller is not None and every_call and _shareable(group):
             if key not in held:
                 caller = model.get_submodule(site.caller) if site.caller else model
-                held[key] = _held_function(caller, site.function) is not None and not _traces(
-                    model, site.caller, site
-                )
+                held[key] = _held_function(
+                    caller, site.function
+                ) is not None and not _traces_cached(model, site, traced)
             how = "attribute" if held[key] else how
         out.append(replace(site, how=how))
     return out
@@ -331,27 +343,23 @@ def plan_swap(
                 unit_axis=_prelu_axis(layer),
             )
         )
-    chosen = _choose_how(model, planned)
+    traced: _Traced = {}
+    chosen = _choose_how(model, planned, traced)
     notes: list[str] = []
     if sites is None or isinstance(sites, Report) or sites in ("all", "flagged"):
         # Chosen by rule, not by name: leave out what cannot be swapped, and say so.
-        chosen, notes = _swappable(model, chosen)
+        chosen, notes = _swappable(model, chosen, traced)
     plan = SwapPlan(to=target, sites=tuple(chosen), notes=tuple(notes))
     return _with_new_names(plan, model)
 
 
-def _swappable(model: nn.Module, planned: list[PlannedSite]) -> tuple[list[PlannedSite], list[str]]:
+def _swappable(
+    model: nn.Module, planned: list[PlannedSite], traced: _Traced
+) -> tuple[list[PlannedSite], list[str]]:
     """The sites whose caller's code traces as recorded, and a note for each left as it is."""
     keep, notes = [], []
-    verdicts: dict[tuple[str, str | None], bool] = {}
     for site in planned:
-        if site.how != "rewrite":
-            keep.append(site)
-            continue
-        key = (site.module, site.function)
-        if key not in verdicts:
-            verdicts[key] = site.caller is not None and _traces(model, site.caller, site)
-        if verdicts[key]:
+        if site.how != "rewrite" or _traces_cached(model, site, traced):
             keep.append(site)
         else:
             where = site.caller if site.caller else "the model's own forward"
@@ -486,13 +494,7 @@ def _how(site: PlannedSite) -> str:
 def _set_attribute(model: nn.Module, site: PlannedSite, like: torch.Tensor | None) -> None:
     caller = model.get_submodule(site.caller) if site.caller else model
     name = site.new_site.rpartition(".")[2]
-    current = getattr(caller, name, None)
-    try:
-        parser = CALLS.get(current)
-    except TypeError:
-        parser = None
-    call = parser((None,), {}) if parser is not None else None
-    if call is None or call.function != site.function:
+    if _function_of(getattr(caller, name, None)) != site.function:
         raise SwapError(
             f"cannot swap {site.site}: {site.caller or 'the model'}.{name} does not hold "
             f"{site.function} (the model is not built as the plan expects)"
