@@ -192,9 +192,7 @@ def memory_flatness() -> tuple[int, int, int, int]:
         with torch.no_grad(), deadcheck.record(model) as rec:
             for _ in range(batches):
                 model(x)
-            held = sum(
-                t.numel() * t.element_size() for _, c in rec.counters() for t in c.int_parts()
-            )
+            held = rec.counter_bytes()
         gc.collect()
         results += [held, rss() - before]
     return results[0], results[1], results[2], results[3]

@@ -7,85 +7,70 @@ other commands that need no model answer without importing torch.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: Every public name and the module that defines it: the one list. ``__all__`` and
+#: the lazy loader derive from it; a test checks the typing imports and docs/api.md.
 _EXPORTS = {
     "record": "deadcheck.recording",
     "Recorder": "deadcheck.recording",
-    "RecordingError": "deadcheck.errors",
-    "DeadcheckError": "deadcheck.errors",
-    "InputError": "deadcheck.errors",
-    "ModelError": "deadcheck.errors",
-    "AxisPReLU": "deadcheck.layers",
     "analyze": "deadcheck.analysis",
     "Report": "deadcheck.analysis",
-    "LayerReport": "deadcheck.analysis",
+    "SiteReport": "deadcheck.analysis",
     "Finding": "deadcheck.analysis",
     "Thresholds": "deadcheck.analysis",
     "Stats": "deadcheck.statistics",
     "SiteStats": "deadcheck.statistics",
     "scan": "deadcheck.scanning",
     "load_target": "deadcheck.loading",
+    "Target": "deadcheck.loading",
     "render": "deadcheck.rendering",
     "swap": "deadcheck.swapping",
-    "Monitor": "deadcheck.monitoring",
-    "Trend": "deadcheck.monitoring",
-    "write_tensorboard": "deadcheck.tensorboard",
-    "plot_report": "deadcheck.plotting",
     "plan_swap": "deadcheck.swapping",
     "apply_plan": "deadcheck.swapping",
     "SwapPlan": "deadcheck.swapping",
+    "PlannedSite": "deadcheck.swapping",
+    "AxisPReLU": "deadcheck.layers",
+    "Monitor": "deadcheck.monitoring",
+    "Snapshot": "deadcheck.monitoring",
+    "Trend": "deadcheck.monitoring",
+    "write_tensorboard": "deadcheck.tensorboard",
+    "plot_report": "deadcheck.plotting",
+    "DeadcheckError": "deadcheck.errors",
+    "InputError": "deadcheck.errors",
+    "ModelError": "deadcheck.errors",
+    "RecordingError": "deadcheck.errors",
     "SwapError": "deadcheck.errors",
 }
 
-__all__ = [
-    "AxisPReLU",
-    "DeadcheckError",
-    "Finding",
-    "InputError",
-    "LayerReport",
-    "ModelError",
-    "Monitor",
-    "Recorder",
-    "RecordingError",
-    "Report",
-    "SiteStats",
-    "Stats",
-    "SwapError",
-    "SwapPlan",
-    "Thresholds",
-    "Trend",
-    "__version__",
-    "analyze",
-    "apply_plan",
-    "load_target",
-    "plan_swap",
-    "plot_report",
-    "record",
-    "render",
-    "scan",
-    "swap",
-    "write_tensorboard",
-]
+#: Old names kept for one release, with the new one each points to.
+_DEPRECATED = {"LayerReport": "SiteReport"}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from deadcheck.analysis import Finding, LayerReport, Report, Thresholds, analyze
+    from deadcheck.analysis import Finding, Report, SiteReport, Thresholds, analyze
     from deadcheck.errors import DeadcheckError, InputError, ModelError, RecordingError, SwapError
     from deadcheck.layers import AxisPReLU
-    from deadcheck.loading import load_target
-    from deadcheck.monitoring import Monitor, Trend
+    from deadcheck.loading import Target, load_target
+    from deadcheck.monitoring import Monitor, Snapshot, Trend
     from deadcheck.plotting import plot_report
     from deadcheck.recording import Recorder, record
     from deadcheck.rendering import render
     from deadcheck.scanning import scan
     from deadcheck.statistics import SiteStats, Stats
-    from deadcheck.swapping import SwapPlan, apply_plan, plan_swap, swap
+    from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, swap
     from deadcheck.tensorboard import write_tensorboard
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(f"deadcheck.{name} is deadcheck.{new} now", DeprecationWarning, stacklevel=2)
+        return __getattr__(new)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'deadcheck' has no attribute {name!r}")

@@ -7,6 +7,7 @@ report can always be re-derived from the same stats with other thresholds.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -16,8 +17,8 @@ __all__ = [
     "SCHEMA",
     "SEVERITIES",
     "Finding",
-    "LayerReport",
     "Report",
+    "SiteReport",
     "Thresholds",
     "analyze",
 ]
@@ -81,7 +82,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class LayerReport:
+class SiteReport:
     """One site's figures as a report shows them."""
 
     name: str
@@ -108,7 +109,7 @@ class LayerReport:
         return sum(zf) / len(zf) if zf else 0.0
 
     @classmethod
-    def from_stats(cls, site: SiteStats) -> LayerReport:
+    def from_stats(cls, site: SiteStats) -> SiteReport:
         return cls(
             name=site.name,
             kind=site.kind,
@@ -152,7 +153,7 @@ class LayerReport:
 class Report:
     """Sites in forward order and the findings about them."""
 
-    layers: tuple[LayerReport, ...]
+    sites: tuple[SiteReport, ...]
     findings: tuple[Finding, ...]
     samples: int
     thresholds: Thresholds = Thresholds()
@@ -165,11 +166,23 @@ class Report:
         """True when a site could not be counted (an ``uncounted-site`` finding says which)."""
         return any(f.code == "uncounted-site" for f in self.findings)
 
-    def layer(self, name: str) -> LayerReport:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(f"no site {name!r}")
+    def site(self, name: str) -> SiteReport:
+        """The site called ``name``; KeyError names the sites there are."""
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(f"no site {name!r}; sites: {', '.join(s.name for s in self.sites)}")
+
+    @property
+    def layers(self) -> tuple[SiteReport, ...]:
+        """Deprecated: :attr:`sites` (removed in the next release)."""
+        warnings.warn("Report.layers is Report.sites now", DeprecationWarning, stacklevel=2)
+        return self.sites
+
+    def layer(self, name: str) -> SiteReport:
+        """Deprecated: :meth:`site` (removed in the next release)."""
+        warnings.warn("Report.layer() is Report.site() now", DeprecationWarning, stacklevel=2)
+        return self.site(name)
 
     def findings_for(self, site: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.site == site)
@@ -178,7 +191,7 @@ class Report:
     def flagged_sites(self) -> tuple[str, ...]:
         """Sites with a finding of severity warning or error, in forward order."""
         flagged = {f.site for f in self.findings if f.severity in ("warning", "error")}
-        return tuple(layer.name for layer in self.layers if layer.name in flagged)
+        return tuple(layer.name for layer in self.sites if layer.name in flagged)
 
     @property
     def worst_severity(self) -> Severity | None:
@@ -198,7 +211,7 @@ class Report:
             "samples": self.samples,
             "partial": self.partial,
             "thresholds": self.thresholds.to_dict(),
-            "sites": [layer.to_dict() for layer in self.layers],
+            "sites": [layer.to_dict() for layer in self.sites],
             "findings": [f.to_dict() for f in self.findings],
             "incomplete": self.incomplete,
             "problems": list(self.problems),
@@ -220,7 +233,7 @@ def _slopes(slope: Slope) -> tuple[float, ...]:
     return slope if isinstance(slope, tuple) else (slope,)
 
 
-def _site_findings(site: LayerReport, t: Thresholds) -> list[Finding]:
+def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
     found: list[Finding] = []
     name = site.name
     if site.nonfinite_units:
@@ -331,7 +344,7 @@ def analyze(
 ) -> Report:
     """Turn counts into a :class:`Report`; see :class:`Thresholds` for the defaults' reasons."""
     thresholds = Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
-    layers = tuple(LayerReport.from_stats(site) for site in stats.sites)
+    sites = tuple(SiteReport.from_stats(site) for site in stats.sites)
     uncounted = tuple(
         Finding(
             "uncounted-site",
@@ -341,9 +354,9 @@ def analyze(
         )
         for name, why in stats.uncounted
     )
-    findings = uncounted + tuple(f for layer in layers for f in _site_findings(layer, thresholds))
+    findings = uncounted + tuple(f for site in sites for f in _site_findings(site, thresholds))
     return Report(
-        layers=layers,
+        sites=sites,
         findings=findings,
         samples=stats.samples,
         thresholds=thresholds,
@@ -351,3 +364,10 @@ def analyze(
         partial=stats.partial,
         problems=stats.problems,
     )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LayerReport":  # the old name, kept for one release
+        warnings.warn("LayerReport is SiteReport now", DeprecationWarning, stacklevel=2)
+        return SiteReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -169,7 +169,7 @@ class Monitor:
         stats = self._recorder.stats()
         self._recorder.reset()
         report = analyze(stats, **self.thresholds)
-        self._dead_history.append({layer.name: layer.dead_fraction for layer in report.layers})
+        self._dead_history.append({layer.name: layer.dead_fraction for layer in report.sites})
         rising = rising_sites(self._dead_history, self.trend)
         if rising:
             extra = tuple(
@@ -178,7 +178,7 @@ class Monitor:
                     "warning",
                     name,
                     message,
-                    report.layer(name).dead_units,
+                    report.site(name).dead_units,
                 )
                 for name, message in rising.items()
             )

@@ -29,9 +29,9 @@ def heatmap_matrix(report: Report, *, sort: bool = False) -> Any:
     """
     import numpy as np
 
-    width = max((layer.units for layer in report.layers), default=0)
-    matrix = np.full((len(report.layers), max(width, 1)), np.nan)
-    for row, layer in enumerate(report.layers):
+    width = max((layer.units for layer in report.sites), default=0)
+    matrix = np.full((len(report.sites), max(width, 1)), np.nan)
+    for row, layer in enumerate(report.sites):
         values = sorted(layer.zero_fraction, reverse=True) if sort else layer.zero_fraction
         matrix[row, : layer.units] = values
     return matrix
@@ -82,7 +82,7 @@ def plot_report(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    layers = report.layers
+    layers = report.sites
     n = max(len(layers), 1)
     fig, (bars, heat) = plt.subplots(
         2,

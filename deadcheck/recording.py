@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
 from deadcheck.statistics import Stats
 from deadcheck.units import Layout, layout_of
+
+if TYPE_CHECKING:
+    from deadcheck.analysis import Report
 
 __all__ = ["Recorder", "RecordingError", "record"]
 
@@ -416,9 +419,15 @@ class Recorder:
             counter.reset()
         self._samples = 0
 
-    def counters(self) -> list[tuple[str, SiteCounter]]:
-        """The live device counters with their site names, in forward order."""
+    def _named_counters(self) -> list[tuple[str, SiteCounter]]:
+        """The live device counters with their site names, in forward order (internal)."""
         return [(self._name(b, i), c) for (b, i), c in self._counters.items()]
+
+    def counter_bytes(self) -> int:
+        """Device memory the counters hold: it grows with units, never with batches."""
+        return sum(
+            t.numel() * t.element_size() for c in self._counters.values() for t in c.int_parts()
+        )
 
     def stats(self, *, reduce: bool | None = None) -> Stats:
         """Copy the counts to the host, in one transfer, as frozen :class:`Stats`.
@@ -431,7 +440,7 @@ class Recorder:
 
         if reduce is None:
             reduce = is_distributed()
-        sites, samples = collect(self.counters(), self._samples, reduce=reduce)
+        sites, samples = collect(self._named_counters(), self._samples, reduce=reduce)
         uncounted = tuple((self._name(b, i), why) for (b, i), why in self._problems.items())
         problems = tuple(f"{name}: {why}" for name, why in uncounted)
         return Stats(
@@ -443,7 +452,7 @@ class Recorder:
             uncounted=uncounted,
         )
 
-    def report(self, **thresholds: Any) -> Any:
+    def report(self, **thresholds: Any) -> Report:
         """``analyze(self.stats(), **thresholds)``: the :class:`~deadcheck.analysis.Report`."""
         from deadcheck.analysis import analyze
 

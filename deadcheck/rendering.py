@@ -10,7 +10,7 @@ import json
 import textwrap
 from typing import Literal
 
-from deadcheck.analysis import SEVERITIES, LayerReport, Report
+from deadcheck.analysis import SEVERITIES, Report, SiteReport
 
 __all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_table"]
 
@@ -30,7 +30,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _slope_text(layer: LayerReport) -> str:
+def _slope_text(layer: SiteReport) -> str:
     slope = layer.slope
     if slope is None:
         return "-"
@@ -54,7 +54,7 @@ def _summary(report: Report) -> str:
     uncounted = sum(f.code == "uncounted-site" for f in report.findings)
     if uncounted:
         partial += f" (incomplete: {uncounted} site{'s' if uncounted != 1 else ''} not counted)"
-    sites = len(report.layers)
+    sites = len(report.sites)
     return (
         f"{report.target or 'model'}: {report.samples} samples, "
         f"{sites} site{'s' if sites != 1 else ''}, {findings}{partial}"
@@ -68,7 +68,7 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
     :data:`TABLE_ROWS` unless ``all_sites`` (then every site in forward order).
     """
     lines = [_summary(report)]
-    if not report.layers:
+    if not report.sites:
         lines.append("no ReLU-family activation ran in this model: nothing to check")
         return "\n".join(lines) + "\n"
     if report.findings:
@@ -94,10 +94,10 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
     numbers = f"{'kind':<10}{'units':>6}{'dead':>6}{'dead%':>7}{'zero%':>7}  {'slope':<9}"
     # Names are identifiers a user pastes into --sites or --unit-axis: the column
     # widens for the longest one rather than cutting it.
-    longest = max(len(layer.name) for layer in report.layers)
+    longest = max(len(layer.name) for layer in report.sites)
     name_width = max(12, width - len(numbers) - 1, longest)
     lines += ["", f"{'site':<{name_width}} {numbers}".rstrip()]
-    layers = list(report.layers)
+    layers = list(report.sites)
     if not all_sites:
         layers.sort(
             key=lambda layer: (
@@ -114,7 +114,7 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
             f"{_pct(layer.mean_zero_fraction):>7}  {_slope_text(layer):<9}"
         )
         lines.append(row.rstrip())
-    hidden = len(report.layers) - len(layers)
+    hidden = len(report.sites) - len(layers)
     if hidden:
         lines.append(f"... {hidden} more site{'s' if hidden != 1 else ''} (--all shows every site)")
     lines.append("")
@@ -141,14 +141,14 @@ def render_markdown(report: Report) -> str:
                 f"| {f.severity} | `{f.code}` | `{_md_escape(f.site)}` | {_md_escape(f.message)} |"
             )
         lines.append("")
-    if report.layers:
+    if report.sites:
         lines += [
             "## Sites",
             "",
             "| site | kind | units | dead | dead % | mean zero % | slope |",
             "|---|---|---:|---:|---:|---:|---|",
         ]
-        for layer in report.layers:
+        for layer in report.sites:
             lines.append(
                 f"| `{_md_escape(layer.name)}` | {layer.kind} | {layer.units} | "
                 f"{len(layer.dead_units)} | {_pct(layer.dead_fraction)} | "

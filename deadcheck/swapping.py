@@ -44,7 +44,7 @@ import torch.fx
 from torch import nn
 
 from deadcheck.activations import CALLS
-from deadcheck.analysis import LayerReport, Report
+from deadcheck.analysis import Report, SiteReport
 from deadcheck.errors import SwapError
 from deadcheck.layers import AxisPReLU
 from deadcheck.loading import call_model
@@ -61,8 +61,9 @@ __all__ = [
 
 PLAN_SCHEMA = "deadcheck.swap-plan/1"
 
-Target = Literal["leaky_relu", "prelu"]
-_ALIASES: dict[str, Target] = {
+#: What a swap turns ReLU into.
+SwapTo = Literal["leaky_relu", "prelu"]
+_ALIASES: dict[str, SwapTo] = {
     "leaky_relu": "leaky_relu",
     "leakyrelu": "leaky_relu",
     "leaky": "leaky_relu",
@@ -107,7 +108,7 @@ class PlannedSite:
 class SwapPlan:
     """Which sites change and into what; JSON schema ``deadcheck.swap-plan/1``."""
 
-    to: Target
+    to: SwapTo
     sites: tuple[PlannedSite, ...]
     notes: tuple[str, ...] = field(default=())
 
@@ -142,7 +143,7 @@ class SwapPlan:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _target(to: str) -> Target:
+def _swap_to(to: str) -> SwapTo:
     key = to.lower().replace("-", "_")
     if key not in _ALIASES:
         raise SwapError(f"cannot swap to {to!r}: choose leaky_relu or prelu")
@@ -163,8 +164,8 @@ def _flagged(report: Report) -> set[str]:
     return {f.site for f in report.findings if f.code in _DEAD_CODES}
 
 
-def _chosen(report: Report, sites: Any) -> list[LayerReport]:
-    layers = report.layers
+def _chosen(report: Report, sites: Any) -> list[SiteReport]:
+    layers = report.sites
     if sites is None or (isinstance(sites, str) and sites == "all"):
         return [layer for layer in layers if layer.kind in SWAPPABLE_KINDS]
     if isinstance(sites, Report) or (isinstance(sites, str) and sites == "flagged"):
@@ -181,14 +182,14 @@ def _chosen(report: Report, sites: Any) -> list[LayerReport]:
     return [by_name[n] for n in names]
 
 
-def _inplace(model: nn.Module, layer: LayerReport) -> bool:
+def _inplace(model: nn.Module, layer: SiteReport) -> bool:
     if layer.function is not None:
         return False
     module = model.get_submodule(layer.module)
     return bool(getattr(module, "inplace", False))
 
 
-def _prelu_axis(layer: LayerReport) -> int:
+def _prelu_axis(layer: SiteReport) -> int:
     """Where a site's PReLU slopes go: -1 for units on the last axis of rank >= 3, else its axis."""
     ndim = len(layer.shape)
     if ndim >= 3 and layer.unit_axis == ndim - 1:
@@ -307,7 +308,7 @@ def plan_swap(
     ``sites`` when it is a Report), else by running ``example_inputs`` through
     the model once.
     """
-    target = _target(to)
+    target = _swap_to(to)
     if report is None and isinstance(sites, Report):
         report = sites
     if report is None and example_inputs is not None:
@@ -318,7 +319,7 @@ def plan_swap(
             "to find every site: shared modules and F.relu calls show only in a forward pass"
         )
     occurrences: dict[tuple[str, str | None], int] = {}
-    for layer in report.layers:
+    for layer in report.sites:
         key = (layer.module, layer.function)
         occurrences[key] = occurrences.get(key, 0) + 1
     planned = []

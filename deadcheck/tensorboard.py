@@ -53,7 +53,7 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
     """Log ``report`` to a ``SummaryWriter`` at ``step``."""
     import numpy as np
 
-    for layer in report.layers:
+    for layer in report.sites:
         name = layer.name
         writer.add_scalar(f"deadcheck/dead_fraction/{name}", layer.dead_fraction, step)
         writer.add_scalar(f"deadcheck/zero_fraction_mean/{name}", layer.mean_zero_fraction, step)
@@ -72,7 +72,7 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
         count = sum(f.severity == severity for f in report.findings)
         writer.add_scalar(f"deadcheck/findings/{severity}", count, step)
     writer.add_text("deadcheck/findings", _findings_markdown(report), step)
-    if heatmap and report.layers:
+    if heatmap and report.sites:
         from deadcheck.plotting import heatmap_rgb
 
         writer.add_image(

@@ -76,7 +76,7 @@ def measure(name: str, model: nn.Module, data: tuple[torch.Tensor, ...]) -> Outc
         with deadcheck.record(model) as recorder:
             model(x_train)
     report = recorder.report()
-    return Outcome(name, tuple(layer.dead_fraction for layer in report.layers), accuracy, report)
+    return Outcome(name, tuple(layer.dead_fraction for layer in report.sites), accuracy, report)
 
 
 def run() -> list[Outcome]:

@@ -37,7 +37,7 @@ def main() -> None:
     report = deadcheck.scan(model, batches, target="resnet50")
     print(deadcheck.render(report))
     # Random weights rarely leave a layer dying: swap the five sites with the most dead units.
-    worst = sorted(report.layers, key=lambda layer: -layer.dead_fraction)[:5]
+    worst = sorted(report.sites, key=lambda layer: -layer.dead_fraction)[:5]
     names = [layer.name for layer in worst]
     swapped = deadcheck.swap(model, "prelu", sites=names, example_inputs=batches[0])
     added = sum(p.numel() for p in swapped.parameters()) - sum(
@@ -49,8 +49,8 @@ def main() -> None:
         f"swapped to PReLU: {len(plan.sites)} sites with the most dead units, {added} slopes added"
     )
     for site in plan.sites:
-        layer = after.layer(site.new_site)
-        share = report.layer(site.site).dead_fraction
+        layer = after.site(site.new_site)
+        share = report.site(site.site).dead_fraction
         print(
             f"  {site.site:<18} ({share:.0%} dead) -> {site.new_site:<18} "
             f"{layer.kind}, {layer.units} slopes"

@@ -67,7 +67,7 @@ def main() -> None:
             snapshot = monitor.step()
             if snapshot is not None:
                 shares = "  ".join(
-                    f"{layer.dead_fraction:>6.0%}" for layer in snapshot.report.layers
+                    f"{layer.dead_fraction:>6.0%}" for layer in snapshot.report.sites
                 )
                 flags = [
                     f.site for f in snapshot.report.findings if f.code == "rising-dead-fraction"

@@ -164,4 +164,4 @@ def test_numpy_batches_become_tensors() -> None:
 
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
     report = deadcheck.scan(model, [np.ones((4, 2), dtype=np.float32)])
-    assert report.samples == 4 and report.layers[0].positions == 4
+    assert report.samples == 4 and report.sites[0].positions == 4

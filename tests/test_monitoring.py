@@ -56,7 +56,7 @@ def test_snapshots_cover_their_window_and_flag_a_rising_site(tmp_path: Path) -> 
                 model(X)
                 snapshot = monitor.step()
             assert snapshot is not None and snapshot.step == 3 * (window + 1)
-            layer = snapshot.report.layer("1")
+            layer = snapshot.report.site("1")
             assert layer.positions == 3 * 8  # this window only: counters were reset
             assert layer.dead_fraction == dead / 10
         report = monitor.report()
@@ -97,7 +97,7 @@ def test_paused_forward_passes_are_not_counted() -> None:
         model(X)
         with monitor.paused():
             model(X)
-        assert monitor.step().report.layer("1").positions == 8
+        assert monitor.step().report.site("1").positions == 8
 
 
 def test_prelu_slopes_are_logged_over_time(tmp_path: Path) -> None:

@@ -246,10 +246,10 @@ def test_counters_stay_on_device_and_do_not_grow_with_batches() -> None:
     model = mlp(nn.ReLU())
     with deadcheck.record(model) as rec:
         model(X5)
-        before = [(c.positive.data_ptr(), c.positive.numel()) for _, c in rec.counters()]
+        before = [(c.positive.data_ptr(), c.positive.numel()) for _, c in rec._named_counters()]
         for _ in range(50):
             model(X5)
-        after = [(c.positive.data_ptr(), c.positive.numel()) for _, c in rec.counters()]
+        after = [(c.positive.data_ptr(), c.positive.numel()) for _, c in rec._named_counters()]
     assert before == after  # updated in place: no new tensors per batch
     assert rec.stats().site("1").positions == 5 * 51
 
@@ -339,7 +339,7 @@ def test_windows_settle_exactly_and_keep_nan_to_its_window(monkeypatch) -> None:
     with deadcheck.record(model) as rec:
         model(x)
         model(X5)
-        rec.counters()[0][1].settle()
+        rec._named_counters()[0][1].settle()
         model(torch.tensor([[math.nan]]))  # a window of its own after the settle above
     site = rec.stats().site("1")
     assert site.positions == 31
