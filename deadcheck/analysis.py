@@ -11,6 +11,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from deadcheck.kinds import kind
 from deadcheck.statistics import SiteStats, Slope, Stats
 
 __all__ = [
@@ -28,8 +29,6 @@ SCHEMA = "deadcheck.report/1"
 Severity = Literal["info", "warning", "error"]
 #: Severities from mildest to worst.
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
-
-_LEAKY_KINDS = frozenset({"LeakyReLU", "PReLU", "RReLU"})
 
 
 @dataclass(frozen=True)
@@ -247,7 +246,7 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
                 site.nonfinite_units,
             )
         )
-    leaky = site.kind in _LEAKY_KINDS
+    leaky = kind(site.kind).leaky
     regime = "stayed in the negative regime" if leaky else "never fired"
     dead = site.dead_units
     if dead and len(dead) == site.units:

@@ -46,6 +46,7 @@ from torch import nn
 from deadcheck.activations import CALLS
 from deadcheck.analysis import Report, SiteReport
 from deadcheck.errors import SwapError
+from deadcheck.kinds import kind
 from deadcheck.layers import AxisPReLU
 from deadcheck.loading import call_model
 
@@ -69,9 +70,6 @@ _ALIASES: dict[str, SwapTo] = {
     "leaky": "leaky_relu",
     "prelu": "prelu",
 }
-#: Kinds a swap replaces when sites are chosen as "all" or from a report. ReLU6 is left
-#: alone unless named: its cap at 6 is deliberate (quantisation-friendly ranges).
-SWAPPABLE_KINDS = frozenset({"ReLU"})
 #: Findings that make a site worth swapping (a swap does not cure NaNs or slopes).
 _DEAD_CODES = frozenset({"dead-layer", "dying-layer"})
 
@@ -167,10 +165,10 @@ def _flagged(report: Report) -> set[str]:
 def _chosen(report: Report, sites: Any) -> list[SiteReport]:
     layers = report.sites
     if sites is None or (isinstance(sites, str) and sites == "all"):
-        return [layer for layer in layers if layer.kind in SWAPPABLE_KINDS]
+        return [layer for layer in layers if kind(layer.kind).swappable]
     if isinstance(sites, Report) or (isinstance(sites, str) and sites == "flagged"):
         dead = _flagged(sites if isinstance(sites, Report) else report)
-        return [layer for layer in layers if layer.name in dead and layer.kind in SWAPPABLE_KINDS]
+        return [layer for layer in layers if layer.name in dead and kind(layer.kind).swappable]
     names = [sites] if isinstance(sites, str) else list(sites)
     by_name = {layer.name: layer for layer in layers}
     unknown = [n for n in names if n not in by_name]
@@ -409,17 +407,19 @@ class _OwnCodeTracer(torch.fx.Tracer):
 
 
 def _function_name(node: torch.fx.Node) -> str | None:
-    """The family function a node calls, by deadcheck's naming, or None."""
+    """The family function a node calls, by deadcheck's naming, or None (via the call table)."""
     if node.op == "call_function":
-        parser = CALLS.get(node.target)
-        if parser is None:
-            return None
-        args = tuple(a if not isinstance(a, torch.fx.Node) else None for a in node.args)
-        call = parser(args, {k: v for k, v in node.kwargs.items()})
-        return call.function if call is not None else None
-    if node.op == "call_method" and node.target in ("relu", "relu_"):
-        return "relu"
-    return None
+        target: Any = node.target
+    elif node.op == "call_method":  # x.relu(): the Tensor method of that name
+        target = getattr(torch.Tensor, str(node.target), None)
+    else:
+        return None
+    parser = CALLS.get(target)
+    if parser is None:
+        return None
+    args = tuple(a if not isinstance(a, torch.fx.Node) else None for a in node.args)
+    call = parser(args, dict(node.kwargs))
+    return call.function if call is not None else None
 
 
 def _rewrite_caller(

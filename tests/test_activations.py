@@ -1,0 +1,102 @@
+"""The activation table: every call form is recorded as its kind, with exact counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import deadcheck
+from deadcheck.activations import CALLS, MODULE_KINDS, module_call
+from deadcheck.kinds import KINDS, kind
+from tests.helpers import Functional
+
+# x has, per unit (the last axis), these positives: unit 0 none, unit 1 one, unit 2 all three.
+X = torch.tensor([[-1.0, 2.0, 3.0], [-2.0, -1.0, 1.0], [0.0, -3.0, 4.0]])
+ZEROS = (3, 2, 0)
+W = torch.tensor([0.25])
+
+#: Each of the 18 entry points: how to call it, the kind and function name deadcheck reports,
+#: and the slope it reads.
+FORMS: dict[str, tuple[Any, Callable[[torch.Tensor], Any], str, str, Any]] = {
+    "F.relu": (F.relu, F.relu, "ReLU", "relu", None),
+    "F.relu_": (F.relu_, lambda x: F.relu_(x.clone()), "ReLU", "relu", None),
+    "torch.relu": (torch.relu, torch.relu, "ReLU", "relu", None),
+    "torch.relu_": (torch.relu_, lambda x: torch.relu_(x.clone()), "ReLU", "relu", None),
+    "Tensor.relu": (torch.Tensor.relu, lambda x: x.relu(), "ReLU", "relu", None),
+    "Tensor.relu_": (torch.Tensor.relu_, lambda x: x.clone().relu_(), "ReLU", "relu", None),
+    "F.relu6": (F.relu6, F.relu6, "ReLU6", "relu6", None),
+    "F.hardtanh(0, 6)": (F.hardtanh, lambda x: F.hardtanh(x, 0.0, 6.0), "ReLU6", "relu6", None),
+    "F.hardtanh_(0, 6)": (
+        F.hardtanh_,
+        lambda x: F.hardtanh_(x.clone(), 0.0, 6.0),
+        "ReLU6",
+        "relu6",
+        None,
+    ),
+    "F.leaky_relu": (F.leaky_relu, lambda x: F.leaky_relu(x, 0.2), "LeakyReLU", "leaky_relu", 0.2),
+    "F.leaky_relu_": (
+        F.leaky_relu_,
+        lambda x: F.leaky_relu_(x.clone(), 0.2),
+        "LeakyReLU",
+        "leaky_relu",
+        0.2,
+    ),
+    "F.prelu": (F.prelu, lambda x: F.prelu(x, W), "PReLU", "prelu", 0.25),
+    "torch.prelu": (torch.prelu, lambda x: torch.prelu(x, W), "PReLU", "prelu", 0.25),
+    "Tensor.prelu": (torch.Tensor.prelu, lambda x: x.prelu(W), "PReLU", "prelu", 0.25),
+    "F.rrelu": (F.rrelu, lambda x: F.rrelu(x, 0.1, 0.3), "RReLU", "rrelu", 0.2),
+    "F.rrelu_": (F.rrelu_, lambda x: F.rrelu_(x.clone(), 0.1, 0.3), "RReLU", "rrelu", 0.2),
+    "torch.rrelu": (torch.rrelu, lambda x: torch.rrelu(x, 0.1, 0.3), "RReLU", "rrelu", 0.2),
+    "torch.rrelu_": (
+        torch.rrelu_,
+        lambda x: torch.rrelu_(x.clone(), 0.1, 0.3),
+        "RReLU",
+        "rrelu",
+        0.2,
+    ),
+}
+
+
+def test_every_row_of_the_call_table_has_a_case() -> None:
+    # 18 names, 15 objects: F.prelu, F.relu_ and F.rrelu_ are torch's own functions.
+    assert len(FORMS) == 18 and len(CALLS) == 15
+    assert {entry for entry, *_ in FORMS.values()} == set(CALLS)
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_each_call_form_is_recorded_as_its_kind(form: str) -> None:
+    _, fn, kind_name, function, slope = FORMS[form]
+    model = Functional(fn).eval()
+    with torch.no_grad(), deadcheck.record(model) as rec:
+        model(X.clone())
+    (site,) = rec.stats().sites
+    assert (site.name, site.kind, site.function) == (f":{function}", kind_name, function)
+    assert site.zeros == ZEROS and site.positions == 3
+    assert site.slope == (pytest.approx(slope) if slope is not None else None)
+
+
+def test_other_hardtanh_calls_are_not_sites() -> None:
+    model = Functional(lambda x: F.hardtanh(x, -1.0, 1.0))
+    with deadcheck.record(model) as rec:
+        model(X)
+    assert rec.stats().sites == ()
+
+
+@pytest.mark.parametrize("module_class", sorted(MODULE_KINDS, key=lambda c: c.__name__))
+def test_each_module_class_reads_its_kind_from_the_table(module_class: type[nn.Module]) -> None:
+    call = module_call(module_class())
+    row = kind(MODULE_KINDS[module_class])
+    assert (call.kind, call.function, call.saturate_at) == (row.name, row.function, row.saturate_at)
+
+
+def test_kind_facts() -> None:
+    assert {k.name for k in KINDS.values() if k.leaky} == {"LeakyReLU", "PReLU", "RReLU"}
+    assert {k.name for k in KINDS.values() if k.swappable} == {"ReLU"}
+    assert {k.name: k.saturate_at for k in KINDS.values() if k.saturate_at} == {"ReLU6": 6.0}
+    with pytest.raises(KeyError, match="kinds: ReLU, ReLU6"):
+        kind("GELU")
