@@ -8,9 +8,11 @@ report can always be re-derived from the same stats with other thresholds.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from deadcheck.errors import InputError
 from deadcheck.kinds import kind
 from deadcheck.statistics import SiteStats, Slope, Stats
 
@@ -22,6 +24,9 @@ __all__ = [
     "SiteReport",
     "Thresholds",
     "analyze",
+    "findings_markdown",
+    "percent",
+    "worst",
 ]
 
 SCHEMA = "deadcheck.report/1"
@@ -50,11 +55,13 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.dying <= 1.0:
-            raise ValueError(f"dying must be in (0, 1], got {self.dying}")
+            raise InputError(f"dying must be in (0, 1], got {self.dying}", option="dying")
         if self.near_linear < 0:
-            raise ValueError(f"near_linear must be >= 0, got {self.near_linear}")
+            raise InputError(
+                f"near_linear must be >= 0, got {self.near_linear}", option="near_linear"
+            )
         if self.tiny_slope < 0:
-            raise ValueError(f"tiny_slope must be >= 0, got {self.tiny_slope}")
+            raise InputError(f"tiny_slope must be >= 0, got {self.tiny_slope}", option="tiny_slope")
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -101,6 +108,13 @@ class SiteReport:
     caller: str | None = None
     #: The activation's shape at its last call (its rank tells a swap where the units are).
     shape: tuple[int, ...] = ()
+
+    @property
+    def slopes(self) -> tuple[float, ...]:
+        """The slope as a tuple: one per unit, one shared, or none (ReLU, ReLU6)."""
+        if self.slope is None:
+            return ()
+        return self.slope if isinstance(self.slope, tuple) else (self.slope,)
 
     @property
     def mean_zero_fraction(self) -> float:
@@ -194,8 +208,12 @@ class Report:
 
     @property
     def worst_severity(self) -> Severity | None:
-        ranks = [SEVERITIES.index(f.severity) for f in self.findings]
-        return SEVERITIES[max(ranks)] if ranks else None
+        """The worst severity of any finding, or None."""
+        return worst(f.severity for f in self.findings)
+
+    def severity_of(self, site: str) -> Severity | None:
+        """The worst severity of the findings about ``site``, or None."""
+        return worst(f.severity for f in self.findings_for(site))
 
     def fails(self, fail_on: Severity) -> bool:
         """True when a finding is at or above ``fail_on``."""
@@ -217,19 +235,36 @@ class Report:
         }
 
 
-def _pct(x: float) -> str:
+def worst(severities: Iterable[Severity]) -> Severity | None:
+    """The worst of ``severities`` (None for none): the one ordering of :data:`SEVERITIES`."""
+    ranks = [SEVERITIES.index(s) for s in severities]
+    return SEVERITIES[max(ranks)] if ranks else None
+
+
+def findings_markdown(findings: Iterable[Finding]) -> str:
+    """Findings as a Markdown table, worst first (pull requests, CI summaries, TensorBoard)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = ["| severity | code | site | message |", "|---|---|---|---|"]
+    for f in sorted(findings, key=lambda f: -SEVERITIES.index(f.severity)):
+        rows.append(f"| {f.severity} | `{f.code}` | `{cell(f.site)}` | {cell(f.message)} |")
+    return "\n".join(rows)
+
+
+def percent(x: float) -> str:
+    """A whole percentage that never rounds a partial share to 0% or 100%: "<1%", ">99%"."""
+    if 0 < x < 0.005:
+        return "<1%"
+    if 0.995 <= x < 1:
+        return ">99%"
     return f"{100 * x:.0f}%"
 
 
 def _units_text(units: tuple[int, ...], limit: int = 8) -> str:
     shown = ", ".join(str(u) for u in units[:limit])
     return shown + (f", ... ({len(units)} in all)" if len(units) > limit else "")
-
-
-def _slopes(slope: Slope) -> tuple[float, ...]:
-    if slope is None:
-        return ()
-    return slope if isinstance(slope, tuple) else (slope,)
 
 
 def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
@@ -265,8 +300,8 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
                 "dying-layer",
                 "warning",
                 name,
-                f"{len(dead)} of {site.units} units ({_pct(site.dead_fraction)}) {regime}; "
-                f"threshold {_pct(t.dying)}",
+                f"{len(dead)} of {site.units} units ({percent(site.dead_fraction)}) {regime}; "
+                f"threshold {percent(t.dying)}",
                 dead,
             )
         )
@@ -291,7 +326,7 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
                 site.saturated_units,
             )
         )
-    slopes = _slopes(site.slope)
+    slopes = site.slopes
     per_unit = len(slopes) > 1
 
     def units_where(pred: Any) -> tuple[int, ...]:
@@ -334,15 +369,14 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
     return found
 
 
-def analyze(
-    stats: Stats,
-    *,
-    dying: float = 0.5,
-    near_linear: float = 0.3,
-    tiny_slope: float = 0.005,
-) -> Report:
-    """Turn counts into a :class:`Report`; see :class:`Thresholds` for the defaults' reasons."""
-    thresholds = Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
+def analyze(stats: Stats, thresholds: Thresholds | None = None, **overrides: float) -> Report:
+    """Turn counts into a :class:`Report`.
+
+    ``thresholds`` (default :class:`Thresholds`, whose docstring gives each
+    default's reason), with any of its fields overridden by keyword:
+    ``analyze(stats, dying=0.75)``.
+    """
+    thresholds = replace(thresholds or Thresholds(), **overrides)
     sites = tuple(SiteReport.from_stats(site) for site in stats.sites)
     uncounted = tuple(
         Finding(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from deadcheck import __version__
+from deadcheck.analysis import Thresholds
 from deadcheck.errors import EXIT_FINDINGS, EXIT_USAGE, DeadcheckError, InputError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +58,8 @@ def _handle_errors(func: F) -> F:
                 click.echo(f"deadcheck: hint: {error.hint}", err=True)
             sys.exit(error.exit_code)
         except DeadcheckError as error:  # unusable input, a refused recording or swap
-            click.echo(f"deadcheck: error: {error}", err=True)
+            text = error.cli_message() if isinstance(error, InputError) else str(error)
+            click.echo(f"deadcheck: error: {text}", err=True)
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
@@ -140,18 +142,6 @@ def _unit_axes(pairs: tuple[str, ...]) -> dict[str, int]:
         if not sep or not name:
             raise InputError(f"--unit-axis {pair!r} must look like SITE=AXIS (e.g. encoder.act=1)")
     return axes
-
-
-def _check_thresholds(**thresholds: float) -> None:
-    """Refuse a threshold out of range before anything is loaded or run, naming its option."""
-    from deadcheck.analysis import Thresholds
-
-    try:
-        Thresholds(**thresholds)
-    except ValueError as error:
-        name = str(error).split(" ", 1)[0]
-        option = "--" + name.replace("_", "-")
-        raise InputError(f"{option} {str(error).split(' ', 1)[1]}") from None
 
 
 def _apply_saved_plan(model: Any, path: str) -> Any:
@@ -244,21 +234,21 @@ def _input_options(func: F) -> F:
         click.option(
             "--dying",
             type=float,
-            default=0.5,
+            default=Thresholds.dying,
             show_default=True,
             help="Dead share at which a layer is dying.",
         ),
         click.option(
             "--near-linear",
             type=float,
-            default=0.3,
+            default=Thresholds.near_linear,
             show_default=True,
             help="Band around 1 in which a slope is near-linear.",
         ),
         click.option(
             "--tiny-slope",
             type=float,
-            default=0.005,
+            default=Thresholds.tiny_slope,
             show_default=True,
             help="Slopes below this are leaky in name only.",
         ),
@@ -287,12 +277,12 @@ def _run_scan(
 ) -> tuple[Any, Any, Any]:
     """Load, feed and analyse; returns (target, report, device)."""
     from deadcheck.loading import load_target, load_weights, parse_shape
-    from deadcheck.scanning import inputs_for, scan
+    from deadcheck.scanning import check_batches, inputs_for, scan
 
-    _check_thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
+    # Checked before anything is loaded or run.
+    thresholds = Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
     shape = parse_shape(input_shape) if input_shape is not None else None
-    if batches is not None and batches <= 0:
-        raise InputError(f"--batches must be positive, got {batches}")
+    check_batches(batches)
     axes = _unit_axes(unit_axis)
     where = _device(device)
     import torch
@@ -318,9 +308,7 @@ def _run_scan(
             target=target.name,
             batch_axis=batch_axis,
             progress=progress,
-            dying=dying,
-            near_linear=near_linear,
-            tiny_slope=tiny_slope,
+            thresholds=thresholds,
         )
     except ModelError as error:
         if error.where.startswith("forward pass"):

@@ -31,8 +31,26 @@ class DeadcheckError(Exception):
     exit_code = EXIT_USAGE
 
 
-class InputError(DeadcheckError):
-    """Bad usage or unusable input: shown as one line, exit status 2."""
+class InputError(DeadcheckError, ValueError):
+    """Bad usage or unusable input: shown as one line, exit status 2.
+
+    ``option`` names the parameter the message is about, in Python's spelling
+    (``input_shape``); the message then starts with it. Library messages name no
+    command-line flags: the command line shows ``--input-shape`` in its place.
+    """
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        if option is not None and not message.startswith(option):
+            raise ValueError(f"an InputError about {option} must start with it: {message!r}")
+        super().__init__(message)
+        self.option = option
+
+    def cli_message(self) -> str:
+        """The message as the command line shows it, with the option as its flag."""
+        text = str(self)
+        if self.option is None:
+            return text
+        return "--" + self.option.replace("_", "-") + text[len(self.option) :]
 
 
 class RecordingError(DeadcheckError, RuntimeError):

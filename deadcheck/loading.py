@@ -58,10 +58,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(p) for p in parts)
     except ValueError:
         raise InputError(
-            f"--input-shape {text!r} is not a comma-separated list of integers (e.g. 8,3,224,224)"
+            f"input_shape {text!r} is not a comma-separated list of integers (e.g. 8,3,224,224)",
+            option="input_shape",
         ) from None
     if not shape or any(d <= 0 for d in shape):
-        raise InputError(f"--input-shape {text!r} must have positive sizes only")
+        raise InputError(
+            f"input_shape {text!r} must have positive sizes only", option="input_shape"
+        )
     return shape
 
 
@@ -250,9 +253,7 @@ def _check_checkpoint_file(path: Path) -> None:
             f"{path} is not a torch checkpoint (no torch.save archive or pickle header)"
         ) from None
     looks = "Python source" if path.suffix == ".py" or "import " in text else "text"
-    raise InputError(
-        f"{path} is {looks}, not a torch checkpoint: --weights takes a file torch.save wrote"
-    )
+    raise InputError(f"{path} is {looks}, not a torch checkpoint (a file torch.save wrote)")
 
 
 def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = False) -> None:
@@ -272,7 +273,7 @@ def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = Fal
         if not allow_pickle and ("weights_only" in text or "Unpickl" in type(error).__name__):
             raise InputError(
                 f"{path} needs pickled code to load, which can run anything; "
-                "pass --unsafe-pickle only if you trust the file"
+                "allow it (--unsafe-pickle, allow_pickle=True) only if you trust the file"
             ) from None
         raise InputError(f"cannot load {path}: {text.splitlines()[0] if text else error}") from None
     state = _state_dict_from(obj, path)

@@ -113,7 +113,7 @@ class Monitor:
             raise ValueError(f"every must be at least 1, got {every}")
         if writer is not None and log_dir is not None:
             raise ValueError("pass log_dir or writer, not both")
-        Thresholds(**thresholds)  # fail now, before touching the model
+        self._thresholds = Thresholds(**thresholds)  # fail now, before touching the model
         self.every = every
         self.trend = trend
         self.thresholds = thresholds
@@ -168,7 +168,7 @@ class Monitor:
         """
         stats = self._recorder.stats()
         self._recorder.reset()
-        report = analyze(stats, **self.thresholds)
+        report = analyze(stats, self._thresholds)
         self._dead_history.append({layer.name: layer.dead_fraction for layer in report.sites})
         rising = rising_sites(self._dead_history, self.trend)
         if rising:

@@ -49,11 +49,6 @@ def heatmap_rgb(report: Report, *, row_height: int = 4) -> Any:
     return np.repeat(image, row_height, axis=0)
 
 
-def _worst(report: Report, site: str) -> str | None:
-    found = [f.severity for f in report.findings_for(site)]
-    return max(found, key=SEVERITIES.index) if found else None
-
-
 def plot_format(path: str | Path) -> str:
     """The image format a path's suffix names; ValueError for a suffix no format has."""
     suffix = Path(path).suffix.lower()
@@ -97,7 +92,7 @@ def plot_report(
     bars.bar(
         x,
         [layer.dead_fraction for layer in layers],
-        color=[_COLORS[_worst(report, name)] for name in names],
+        color=[_COLORS[report.severity_of(name)] for name in names],
     )
     bars.axhline(report.thresholds.dying, color="#e45756", linestyle="--", linewidth=1)
     bars.set_ylim(0, 1.02)

@@ -10,7 +10,7 @@ import json
 import textwrap
 from typing import Literal
 
-from deadcheck.analysis import SEVERITIES, Report, SiteReport
+from deadcheck.analysis import SEVERITIES, Report, SiteReport, findings_markdown, percent
 
 __all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_table"]
 
@@ -19,15 +19,6 @@ FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 
 #: Sites shown by the table without ``--all``.
 TABLE_ROWS = 15
-
-
-def _pct(x: float) -> str:
-    """A whole percentage that never rounds a partial share to 0% or 100%."""
-    if 0 < x < 0.005:
-        return "<1%"
-    if 0.995 <= x < 1:
-        return ">99%"
-    return f"{100 * x:.0f}%"
 
 
 def _slope_text(layer: SiteReport) -> str:
@@ -42,8 +33,8 @@ def _slope_text(layer: SiteReport) -> str:
 
 
 def _severity_rank(report: Report, site: str) -> int:
-    ranks = [SEVERITIES.index(f.severity) for f in report.findings_for(site)]
-    return max(ranks) + 1 if ranks else 0
+    severity = report.severity_of(site)
+    return SEVERITIES.index(severity) + 1 if severity else 0
 
 
 def _summary(report: Report) -> str:
@@ -110,8 +101,8 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
     for layer in layers:
         row = (
             f"{layer.name:<{name_width}} {layer.kind[:9]:<10}{layer.units:>6}"
-            f"{len(layer.dead_units):>6}{_pct(layer.dead_fraction):>7}"
-            f"{_pct(layer.mean_zero_fraction):>7}  {_slope_text(layer):<9}"
+            f"{len(layer.dead_units):>6}{percent(layer.dead_fraction):>7}"
+            f"{percent(layer.mean_zero_fraction):>7}  {_slope_text(layer):<9}"
         )
         lines.append(row.rstrip())
     hidden = len(report.sites) - len(layers)
@@ -135,12 +126,7 @@ def render_markdown(report: Report) -> str:
     """A Markdown summary for pull requests and CI job summaries: every site, every finding."""
     lines = ["# deadcheck report", "", _summary(report), ""]
     if report.findings:
-        lines += ["## Findings", "", "| severity | code | site | message |", "|---|---|---|---|"]
-        for f in sorted(report.findings, key=lambda f: -SEVERITIES.index(f.severity)):
-            lines.append(
-                f"| {f.severity} | `{f.code}` | `{_md_escape(f.site)}` | {_md_escape(f.message)} |"
-            )
-        lines.append("")
+        lines += ["## Findings", "", findings_markdown(report.findings), ""]
     if report.sites:
         lines += [
             "## Sites",
@@ -151,8 +137,8 @@ def render_markdown(report: Report) -> str:
         for layer in report.sites:
             lines.append(
                 f"| `{_md_escape(layer.name)}` | {layer.kind} | {layer.units} | "
-                f"{len(layer.dead_units)} | {_pct(layer.dead_fraction)} | "
-                f"{_pct(layer.mean_zero_fraction)} | {_slope_text(layer)} |"
+                f"{len(layer.dead_units)} | {percent(layer.dead_fraction)} | "
+                f"{percent(layer.mean_zero_fraction)} | {_slope_text(layer)} |"
             )
     else:
         lines.append("No ReLU-family activation ran in this model: nothing to check.")

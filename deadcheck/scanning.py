@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from deadcheck.analysis import Report, analyze
+from deadcheck.analysis import Report, Thresholds, analyze
 from deadcheck.errors import InputError, ModelError
 from deadcheck.loading import Target, call_model, random_batches, to_device
 from deadcheck.recording import record
 from deadcheck.statistics import Stats
 
-__all__ = ["inputs_for", "model_device", "preserved", "scan"]
+__all__ = ["check_batches", "inputs_for", "model_device", "preserved", "scan"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -56,6 +56,12 @@ def preserved(model: nn.Module, train: bool) -> Iterator[None]:
                 buffer.copy_(saved)
 
 
+def check_batches(batches: int | None) -> None:
+    """Refuse a batch count that is not positive (None: every batch there is)."""
+    if batches is not None and batches <= 0:
+        raise InputError(f"batches must be positive, got {batches}", option="batches")
+
+
 def inputs_for(
     target: Target,
     *,
@@ -68,8 +74,7 @@ def inputs_for(
     An explicit ``input_shape`` wins; then the target's ``batches()``, then its
     example input, then the default shape of a torchvision model.
     """
-    if batches is not None and batches <= 0:
-        raise InputError(f"--batches must be positive, got {batches}")
+    check_batches(batches)
     if input_shape is None and target.batches is not None:
         try:
             source = target.batches()
@@ -82,7 +87,7 @@ def inputs_for(
     if shape is None:
         raise InputError(
             f"{target.name} brings no inputs: define batches() or example_input in it, "
-            "or pass --input-shape"
+            "or give an input shape (--input-shape)"
         )
     count = batches or 4
     return random_batches(shape, count, seed=seed), count
@@ -135,7 +140,8 @@ def scan(
     target: str | None = None,
     batch_axis: int | None = None,
     progress: Callable[[int], None] | None = None,
-    **thresholds: float,
+    thresholds: Thresholds | None = None,
+    **overrides: float,
 ) -> Report:
     """Record ``model`` on every batch of ``inputs`` and return the analysed report.
 
@@ -178,4 +184,4 @@ def scan(
     _check_unit_axis_names(unit_axis or {}, stats)
     if partial:
         stats = replace(stats, partial=True)
-    return analyze(stats, **thresholds)
+    return analyze(stats, thresholds, **overrides)

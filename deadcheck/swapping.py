@@ -48,7 +48,6 @@ from deadcheck.analysis import Report, SiteReport
 from deadcheck.errors import SwapError
 from deadcheck.kinds import kind
 from deadcheck.layers import AxisPReLU
-from deadcheck.loading import call_model
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -149,13 +148,10 @@ def _swap_to(to: str) -> SwapTo:
 
 
 def _report_from(model: nn.Module, example_inputs: Any) -> Report:
-    from deadcheck.analysis import analyze
-    from deadcheck.recording import record
-    from deadcheck.scanning import preserved
+    """The sites, from one forward pass: the scan's own, so a failing model is a ModelError."""
+    from deadcheck.scanning import scan
 
-    with preserved(model, model.training), torch.no_grad(), record(model) as rec:
-        call_model(model, example_inputs)
-    return analyze(rec.stats())
+    return scan(model, [example_inputs], train=model.training)
 
 
 def _flagged(report: Report) -> set[str]:

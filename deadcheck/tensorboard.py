@@ -9,15 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deadcheck.analysis import Report
+from deadcheck.analysis import Report, findings_markdown
 
 __all__ = ["custom_layout", "log_report", "write_tensorboard"]
-
-
-def _slopes(slope: Any) -> list[float]:
-    if slope is None:
-        return []
-    return list(slope) if isinstance(slope, tuple) else [slope]
 
 
 def custom_layout() -> dict[str, Any]:
@@ -38,17 +32,6 @@ def custom_layout() -> dict[str, Any]:
     }
 
 
-def _findings_markdown(report: Report) -> str:
-    if not report.findings:
-        return "no findings"
-    rows = ["| severity | code | site | message |", "|---|---|---|---|"]
-    rows += [
-        f"| {f.severity} | {f.code} | {f.site} | {f.message.replace('|', '/')} |"
-        for f in report.findings
-    ]
-    return "\n".join(rows)
-
-
 def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = True) -> None:
     """Log ``report`` to a ``SummaryWriter`` at ``step``."""
     import numpy as np
@@ -64,14 +47,15 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
                 step,
                 bins=np.linspace(0.0, 1.0, 21),
             )
-        slopes = _slopes(layer.slope)
+        slopes = layer.slopes
         if slopes:
             writer.add_scalar(f"deadcheck/slope_mean/{name}", float(np.mean(slopes)), step)
             writer.add_histogram(f"deadcheck/slope/{name}", np.asarray(slopes), step)
     for severity in ("info", "warning", "error"):
         count = sum(f.severity == severity for f in report.findings)
         writer.add_scalar(f"deadcheck/findings/{severity}", count, step)
-    writer.add_text("deadcheck/findings", _findings_markdown(report), step)
+    text = findings_markdown(report.findings) if report.findings else "no findings"
+    writer.add_text("deadcheck/findings", text, step)
     if heatmap and report.sites:
         from deadcheck.plotting import heatmap_rgb
 
