@@ -24,6 +24,7 @@ _EXPORTS = {
     "Thresholds": "deadcheck.analysis",
     "Stats": "deadcheck.statistics",
     "SiteStats": "deadcheck.statistics",
+    "SiteId": "deadcheck.statistics",
     "scan": "deadcheck.scanning",
     "load_target": "deadcheck.loading",
     "Target": "deadcheck.loading",
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     from deadcheck.recording import Recorder, record
     from deadcheck.rendering import render
     from deadcheck.scanning import scan
-    from deadcheck.statistics import SiteStats, Stats
+    from deadcheck.statistics import SiteId, SiteStats, Stats
     from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, swap
     from deadcheck.tensorboard import write_tensorboard
 

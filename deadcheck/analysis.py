@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from deadcheck.errors import InputError
 from deadcheck.kinds import kind
-from deadcheck.statistics import SiteStats, Slope, Stats
+from deadcheck.statistics import SiteId, SiteStats, Slope, Stats
 
 __all__ = [
     "SCHEMA",
@@ -91,7 +91,7 @@ class Finding:
 class SiteReport:
     """One site's figures as a report shows them."""
 
-    name: str
+    id: SiteId
     kind: str
     units: int
     unit_axis: int
@@ -103,11 +103,24 @@ class SiteReport:
     nonfinite_units: tuple[int, ...] = ()
     saturated_units: tuple[int, ...] = ()
     calls: int = 0
-    module: str = ""
-    function: str | None = None
-    caller: str | None = None
     #: The activation's shape at its last call (its rank tells a swap where the units are).
     shape: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.id.name
+
+    @property
+    def module(self) -> str:
+        return self.id.module
+
+    @property
+    def function(self) -> str | None:
+        return self.id.function
+
+    @property
+    def caller(self) -> str | None:
+        return self.id.caller
 
     @property
     def slopes(self) -> tuple[float, ...]:
@@ -124,7 +137,7 @@ class SiteReport:
     @classmethod
     def from_stats(cls, site: SiteStats) -> SiteReport:
         return cls(
-            name=site.name,
+            id=site.id,
             kind=site.kind,
             units=site.units,
             unit_axis=site.unit_axis,
@@ -136,9 +149,6 @@ class SiteReport:
             nonfinite_units=site.nonfinite_units,
             saturated_units=site.saturated_units,
             calls=site.calls,
-            module=site.module,
-            function=site.function,
-            caller=site.caller,
             shape=site.shape,
         )
 
@@ -149,6 +159,8 @@ class SiteReport:
             "module": self.module,
             "function": self.function,
             "caller": self.caller,
+            "index": self.id.index,
+            "occurrences": self.id.occurrences,
             "units": self.units,
             "unit_axis": self.unit_axis,
             "calls": self.calls,
@@ -385,7 +397,7 @@ def analyze(stats: Stats, thresholds: Thresholds | None = None, **overrides: flo
             name,
             f"could not be counted ({why}); the report is incomplete",
         )
-        for name, why in stats.uncounted
+        for name, why in ((u.site.name, u.why) for u in stats.uncounted)
     )
     findings = uncounted + tuple(f for site in sites for f in _site_findings(site, thresholds))
     return Report(

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from deadcheck.activations import ActivationCall
-from deadcheck.statistics import SiteStats, Slope
-from deadcheck.units import Layout, resolve_axis
+from deadcheck.statistics import SiteId, SiteStats, Slope
+from deadcheck.units import Layout, unit_axis
 
-__all__ = ["SiteCounter", "collect", "count_units"]
+__all__ = ["STATES", "SiteCounter", "State", "collect", "count_units"]
 
 # float32 holds every integer below 2**24 exactly: the most positions one window may add up.
 WINDOW = 1 << 24
@@ -148,28 +149,53 @@ def _window_parts(x: torch.Tensor, axis: int, positions: int) -> list[torch.Tens
     return parts
 
 
-def _per_channel_prelu(call: ActivationCall) -> bool:
-    return isinstance(call.slope, torch.Tensor) and call.slope.numel() > 1
+def _per_unit_weight_axis(call: ActivationCall) -> int | None:
+    """The axis a per-unit PReLU weight acts on (torch's: 1; AxisPReLU's: its own), or None."""
+    if isinstance(call.slope, torch.Tensor) and call.slope.numel() > 1:
+        return call.axis if call.axis is not None else 1
+    return None
+
+
+@dataclass(frozen=True)
+class State:
+    """One per-unit counter a site keeps, declared once (as torchmetrics' ``add_state``).
+
+    Every state is an int64 total per unit. A ``windowed`` one is summed per
+    call into a float32 window (exact below 2**24 positions) and settled into
+    its total; the others are filled at settling. ``needs`` says whether a
+    site of a given call keeps the state at all.
+    """
+
+    name: str
+    windowed: bool
+    needs: Callable[[ActivationCall], bool] = lambda call: True
+
+
+#: The states, in the order they travel to the host; everything that resets, settles,
+#: packs and unpacks counters loops over this.
+STATES: tuple[State, ...] = (
+    State("positive", windowed=True),  # positions with x > 0 (NaN in a window: see settle)
+    State("nonfinite", windowed=False),  # positions of windows in which the unit saw a NaN
+    State("saturated", windowed=True, needs=lambda call: call.saturate_at is not None),
+)
+
+#: What travels ahead of the counters: the recording's, then each site's (Python ints).
+HEADER = ("samples", "checksum", "checksum_squared")
+SITE_HEADER = ("positions", "calls")
 
 
 @dataclass
 class SiteCounter:
-    """Running counts for one site (module path + occurrence in the forward pass)."""
+    """Running counts for one site: the declared :data:`STATES` per unit, on the device."""
 
     kind: str
-    module: str
-    function: str | None
     axis: int
     units: int
-    positive: torch.Tensor
-    nonfinite: torch.Tensor
-    window_positive: torch.Tensor
-    saturated: torch.Tensor | None
-    window_saturated: torch.Tensor | None
+    totals: dict[str, torch.Tensor]
+    windows: dict[str, torch.Tensor]
     saturate_at: float | None
     slope: float | torch.Tensor | None
     shape: tuple[int, ...]
-    caller: str | None = None
     positions: int = 0
     calls: int = 0
     window_positions: int = 0
@@ -182,49 +208,31 @@ class SiteCounter:
         *,
         layout: Layout | None,
         axis: int | None,
-        module: str,
-        family: bool,
-        caller: str | None = None,
     ) -> SiteCounter:
         """A counter shaped for ``x``, already holding the counts of ``x``."""
         if x.is_quantized:
             raise TypeError("quantized activations are not supported; record the float model")
-        ndim = max(x.ndim, 1)
-        if axis is None and _per_channel_prelu(call) and ndim >= 2:
-            # torch applies a per-channel PReLU weight along axis 1, whatever the layout;
-            # an AxisPReLU along its own axis.
-            axis = call.axis if call.axis is not None else 1
-        if axis is None:
-            axis = resolve_axis(ndim, layout)
-        elif not -ndim <= axis < ndim:
-            raise ValueError(f"unit_axis {axis} is out of range for a rank-{x.ndim} activation")
-        axis %= ndim
+        axis = unit_axis(x.ndim, layout, override=axis, weight_axis=_per_unit_weight_axis(call))
         units = int(x.shape[axis]) if x.ndim else 1
+        kept = [state for state in STATES if state.needs(call)]
         # Counters must be ordinary tensors even when the first call runs under
         # inference_mode, or later training-mode updates would be refused.
         with torch.inference_mode(False):
-            positive = torch.zeros(units, dtype=torch.int64, device=x.device)
-            nonfinite = torch.zeros(units, dtype=torch.int64, device=x.device)
-            window_positive = torch.zeros(units, dtype=torch.float32, device=x.device)
-            saturated = window_saturated = None
-            if call.saturate_at is not None:
-                saturated = torch.zeros(units, dtype=torch.int64, device=x.device)
-                window_saturated = torch.zeros(units, dtype=torch.float32, device=x.device)
+            totals = {s.name: torch.zeros(units, dtype=torch.int64, device=x.device) for s in kept}
+            windows = {
+                s.name: torch.zeros(units, dtype=torch.float32, device=x.device)
+                for s in kept
+                if s.windowed
+            }
         counter = cls(
             kind=call.kind,
-            module=module,
-            function=None if family else call.function,
             axis=axis,
             units=units,
-            positive=positive,
-            nonfinite=nonfinite,
-            window_positive=window_positive,
-            saturated=saturated,
-            window_saturated=window_saturated,
+            totals=totals,
+            windows=windows,
             saturate_at=call.saturate_at,
             slope=None,
             shape=tuple(x.shape),
-            caller=caller,
         )
         counter.add(call, x)
         return counter
@@ -243,9 +251,9 @@ class SiteCounter:
             if self.window_positions + n >= WINDOW:
                 self.settle()
             positives, high = count_units(part, self.axis, cap=self.saturate_at)
-            self.window_positive += positives
-            if high is not None and self.window_saturated is not None:
-                self.window_saturated += high
+            self.windows["positive"] += positives
+            if high is not None:
+                self.windows["saturated"] += high
             self.window_positions += n
         self.positions += positions
         self.calls += 1
@@ -253,74 +261,71 @@ class SiteCounter:
         self.shape = tuple(x.shape)
 
     def settle(self) -> None:
-        """Move the window into the int64 counters (device work only, no sync)."""
+        """Move the windows into the int64 totals (device work only, no sync).
+
+        A unit whose positive window is NaN saw a NaN: all its positions of the
+        window count as non-finite, none as positive.
+        """
         if not self.window_positions:
             return
-        bad = torch.isnan(self.window_positive)
-        self.positive += self.window_positive.masked_fill(bad, 0).to(torch.int64)
-        self.nonfinite += bad.to(torch.int64) * self.window_positions
-        self.window_positive.zero_()
-        if self.saturated is not None and self.window_saturated is not None:
-            self.saturated += self.window_saturated.to(torch.int64)
-            self.window_saturated.zero_()
+        bad = torch.isnan(self.windows["positive"])
+        self.totals["nonfinite"] += bad.to(torch.int64) * self.window_positions
+        for name, window in self.windows.items():
+            self.totals[name] += window.masked_fill(torch.isnan(window), 0).to(torch.int64)
+            window.zero_()
         self.window_positions = 0
 
     def reset(self) -> None:
         """Zero the counts, keep the site."""
-        self.window_positive.zero_()
-        self.window_positions = 0
-        self.positive.zero_()
-        self.nonfinite.zero_()
-        if self.saturated is not None and self.window_saturated is not None:
-            self.saturated.zero_()
-            self.window_saturated.zero_()
-        self.positions = 0
-        self.calls = 0
+        for tensor in (*self.totals.values(), *self.windows.values()):
+            tensor.zero_()
+        self.window_positions = self.positions = self.calls = 0
 
     def int_parts(self) -> list[torch.Tensor]:
-        """The integer counters, in the order :meth:`site_stats` reads them back."""
-        parts = [self.positive, self.nonfinite]
-        if self.saturated is not None:
-            parts.append(self.saturated)
-        return parts
+        """The totals in :data:`STATES` order: what :meth:`site_stats` reads back."""
+        return [self.totals[s.name] for s in STATES if s.name in self.totals]
 
-    def site_stats(self, name: str, ints: list[int], slope_values: list[float] | None) -> SiteStats:
-        """Frozen stats from host values: ``ints`` is positions, calls, then :meth:`int_parts`."""
-        positions, calls, rest = ints[0], ints[1], ints[2:]
-        u = self.units
-        positive, nonfinite = rest[:u], tuple(rest[u : 2 * u])
-        zeros = tuple(positions - p - n for p, n in zip(positive, nonfinite, strict=True))
-        saturated = tuple(rest[2 * u : 3 * u]) if self.saturated is not None else None
+    def site_stats(
+        self, site: SiteId, ints: list[int], slope_values: list[float] | None
+    ) -> SiteStats:
+        """Frozen stats from host values: the :data:`SITE_HEADER`, then :meth:`int_parts`."""
+        header = dict(zip(SITE_HEADER, ints, strict=False))
+        rest = ints[len(SITE_HEADER) :]
+        values: dict[str, tuple[int, ...]] = {}
+        for state in STATES:
+            if state.name in self.totals:
+                values[state.name], rest = tuple(rest[: self.units]), rest[self.units :]
+        positions = header["positions"]
+        zeros = tuple(
+            positions - p - n for p, n in zip(values["positive"], values["nonfinite"], strict=True)
+        )
         slope: Slope
         if slope_values is not None:
             slope = slope_values[0] if len(slope_values) == 1 else tuple(slope_values)
         else:
             slope = self.slope if not isinstance(self.slope, torch.Tensor) else None
         return SiteStats(
-            name=name,
+            id=site,
             kind=self.kind,
-            module=self.module,
-            function=self.function,
             unit_axis=self.axis,
             units=self.units,
-            calls=calls,
+            calls=header["calls"],
             positions=positions,
             zeros=zeros,
-            nonfinite=nonfinite,
-            saturated=saturated,
+            nonfinite=values["nonfinite"],
+            saturated=values.get("saturated"),
             slope=slope,
             shape=self.shape,
-            caller=self.caller,
         )
 
 
-def _layout_checksum(named: list[tuple[str, SiteCounter]]) -> int:
-    text = ";".join(f"{name}/{c.units}/{c.saturated is not None}" for name, c in named)
+def _layout_checksum(named: list[tuple[SiteId, SiteCounter]]) -> int:
+    text = ";".join(f"{site.name}/{c.units}/{','.join(c.totals)}" for site, c in named)
     return zlib.crc32(text.encode()) % (1 << 20)
 
 
 def collect(
-    named: list[tuple[str, SiteCounter]], samples: int, *, reduce: bool = False
+    named: list[tuple[SiteId, SiteCounter]], samples: int, *, reduce: bool = False
 ) -> tuple[list[SiteStats], int]:
     """Move every counter to the host in one transfer; with ``reduce``, sum over all ranks first.
 
@@ -331,13 +336,15 @@ def collect(
     sites), so ranks that saw different sites fail loudly instead of adding
     unrelated counts.
     """
-    device = named[0][1].positive.device if named else torch.device("cpu")
+    device = named[0][1].totals["positive"].device if named else torch.device("cpu")
     for _, counter in named:
         counter.settle()
     checksum = _layout_checksum(named)
-    parts = [torch.tensor([samples, checksum, checksum * checksum], dtype=torch.int64)]
+    head = {"samples": samples, "checksum": checksum, "checksum_squared": checksum * checksum}
+    parts = [torch.tensor([head[key] for key in HEADER], dtype=torch.int64)]
     for _, counter in named:
-        parts.append(torch.tensor([counter.positions, counter.calls], dtype=torch.int64))
+        site_head = {"positions": counter.positions, "calls": counter.calls}
+        parts.append(torch.tensor([site_head[key] for key in SITE_HEADER], dtype=torch.int64))
         parts.extend(counter.int_parts())
     flat = torch.cat([p.to(device) for p in parts])
     if reduce:
@@ -345,8 +352,9 @@ def collect(
 
         flat = all_reduce_sum(flat)
     values = flat.cpu().tolist()
+    got = dict(zip(HEADER, values, strict=False))
     if reduce:
-        total, squares = values[1], values[2]
+        total, squares = got["checksum"], got["checksum_squared"]
         import torch.distributed as dist
 
         world = dist.get_world_size()
@@ -362,14 +370,14 @@ def collect(
         else []
     )
     sites: list[SiteStats] = []
-    offset, slope_offset = 3, 0
-    for name, counter in named:
-        n = 2 + sum(p.numel() for p in counter.int_parts())
+    offset, slope_offset = len(HEADER), 0
+    for site, counter in named:
+        n = len(SITE_HEADER) + sum(p.numel() for p in counter.int_parts())
         slope_values = None
         if isinstance(counter.slope, torch.Tensor):
             k = counter.slope.numel()
             slope_values = slope_host[slope_offset : slope_offset + k]
             slope_offset += k
-        sites.append(counter.site_stats(name, values[offset : offset + n], slope_values))
+        sites.append(counter.site_stats(site, values[offset : offset + n], slope_values))
         offset += n
-    return sites, values[0]
+    return sites, got["samples"]

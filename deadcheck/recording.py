@@ -19,76 +19,26 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-from deadcheck.activations import CALLS, ActivationCall, is_family_module, module_call
+from deadcheck.activations import ActivationCall, is_family_module, module_call
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
-from deadcheck.statistics import Stats
+from deadcheck.interception import Watch
+from deadcheck.naming import SiteNamer, SitePlace
+from deadcheck.statistics import SiteId, Stats, UncountedSite
 from deadcheck.units import Layout, layout_of
+from deadcheck.wrappers import eager, is_compiled, unwrap
 
 if TYPE_CHECKING:
     from deadcheck.analysis import Report
 
 __all__ = ["Recorder", "RecordingError", "record"]
-
-
-class _Interceptor(TorchFunctionMode):
-    """The one function mode shared by every active recorder.
-
-    A single shared mode keeps nesting trivial: it is pushed when the first
-    recorder's model starts a forward pass and popped when the last one ends,
-    and every call is shown to each recorder that is inside its model.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.active: list[Recorder] = []
-
-    def __torch_function__(
-        self,
-        func: Any,
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        try:
-            parser = CALLS.get(func)
-        except TypeError:  # an unhashable callable: not one of ours
-            parser = None
-        out = func(*args, **kwargs)
-        if parser is not None and args and isinstance(args[0], torch.Tensor):
-            call = parser(args, dict(kwargs))
-            if call is not None:
-                # The output has the input's sign (and is final, even for in-place
-                # forms), except for PReLU, whose learned slope may be negative and
-                # which never works in place: its input is still intact.
-                counted = (
-                    args[0] if call.kind == "PReLU" or not isinstance(out, torch.Tensor) else out
-                )
-                for recorder in self.active:
-                    recorder._intercepted(call, counted)
-        return out
-
-    def activate(self, recorder: Recorder) -> None:
-        self.active.append(recorder)
-        if len(self.active) == 1:
-            self.__enter__()
-
-    def deactivate(self, recorder: Recorder) -> None:
-        if recorder in self.active:
-            self.active.remove(recorder)
-            if not self.active:
-                self.__exit__(None, None, None)
-
-
-_INTERCEPTOR = _Interceptor()
 
 
 def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any], axis: int | None = None) -> int:
@@ -150,35 +100,14 @@ def _runs_own_activations(module: nn.Module) -> bool:
     return not _is_torch_layer(module) or bool(module._modules)
 
 
-def _is_compiled(model: nn.Module) -> bool:
-    return hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule"
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module whose code runs: DataParallel, DDP and torch.compile wrappers peeled off.
-
-    Site names are then those of the user's own model, the same ones a swap
-    or a scan of the unwrapped model uses.
-    """
-    while True:
-        if isinstance(model, nn.DataParallel):
-            if len(model.device_ids or []) > 1:
-                raise RecordingError(
-                    "DataParallel over several GPUs runs replicas in threads, which a "
-                    "recorder cannot follow: record model.module on one device, or use "
-                    "DistributedDataParallel"
-                )
-            model = model.module
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif _is_compiled(model):
-            model = cast(nn.Module, model._orig_mod)
-        else:
-            return model
-
-
 class Recorder:
     """Watches one model's ReLU-family sites while attached.
+
+    Its one job: attach hooks, route each activation call to its site's
+    counter, detach, and hand out results. Wrappers (:mod:`deadcheck.wrappers`),
+    the function mode (:mod:`deadcheck.interception`), site names
+    (:mod:`deadcheck.naming`) and unit axes (:mod:`deadcheck.units`) live
+    elsewhere.
 
     Use it through :func:`record` as a context manager. ``unit_axis`` maps a
     site name (``layers.3``, ``block:relu#1``, or the name without ``#i``) to
@@ -202,23 +131,21 @@ class Recorder:
                 "TorchScript modules cannot be recorded: hooks do not run inside "
                 "scripted code; record the eager model before scripting it"
             )
-        self.model = _unwrap(model)
+        self.model = unwrap(model)
         #: A torch.compile'd model runs eagerly while recorded (compiled graphs skip hooks).
-        self._compiled = _is_compiled(model)
-        self._stance: Any = None
+        self._compiled = is_compiled(model)
         self.target = target
         self._unit_axis = dict(unit_axis or {})
         self._batch_axis = batch_axis
         self._handles: list[RemovableHandle] = []
-        self._layout_handles: list[RemovableHandle] = []
-        self._passes = 0  # complete forward passes seen
-        self._mode_depth = 0  # modules on the stack whose own code the mode must watch
+        self._exit = ExitStack()
+        self._watch = Watch(self._intercepted)
+        self._namer = SiteNamer()
         self._paths: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
         self._layout: Layout | None = None
-        self._pass_counts: dict[str, int] = {}
-        self._max_occurrences: dict[str, int] = {}
+        self._places: dict[tuple[str, int], SitePlace] = {}
         self._counters: dict[tuple[str, int], SiteCounter] = {}
         self._samples = 0
         self._problems: dict[tuple[str, int], str] = {}
@@ -234,11 +161,7 @@ class Recorder:
         self._attached = True
         try:
             if self._compiled:
-                from torch._dynamo import eval_frame
-
-                now = eval_frame._stance
-                self._stance = (now.stance, now.skip_guard_eval_unsafe, now.backend)
-                torch.compiler.set_stance("force_eager")
+                self._exit.enter_context(eager())
             for path, module in self.model.named_modules():
                 if isinstance(module, torch.jit.ScriptModule):
                     raise RecordingError(
@@ -250,22 +173,22 @@ class Recorder:
                 self._family[key] = is_family_module(module)
                 layout = layout_of(module)
                 if module is self.model or _on_stack(module):
-                    mode = _runs_own_activations(module)
+                    watch = _runs_own_activations(module)
                     self._handles.append(
                         module.register_forward_pre_hook(
-                            self._make_pre_hook(key, mode), with_kwargs=True
+                            self._make_pre_hook(key, watch), with_kwargs=True
                         )
                     )
                     self._handles.append(
                         module.register_forward_hook(
-                            self._make_post_hook(key, layout, mode), always_call=True
+                            self._make_post_hook(key, layout, watch), always_call=True
                         )
                     )
                 elif layout is not None:
                     # Kept for the whole recording: a site first seen on a later pass
                     # (a branch, a checkpointed block) needs its producer's layout too.
                     # Measured: about 1.3 us per hooked layer call, 0.04% of resnet18.
-                    self._layout_handles.append(
+                    self._handles.append(
                         module.register_forward_hook(self._make_layout_hook(layout))
                     )
         except BaseException:
@@ -276,21 +199,16 @@ class Recorder:
     def detach(self) -> None:
         """Remove every hook this recorder added. Safe to call twice."""
         try:
-            for handle in (*self._handles, *self._layout_handles):
+            for handle in self._handles:
                 handle.remove()
         finally:
             self._handles.clear()
-            self._layout_handles.clear()
-            if self._stance is not None:
-                stance, skip, backend = self._stance
-                torch.compiler.set_stance(
-                    stance, skip_guard_eval_unsafe=skip, force_backend=backend
-                )
-                self._stance = None
-            self._stack.clear()
-            self._mode_depth = 0
-            _INTERCEPTOR.deactivate(self)
-            self._attached = False
+            try:
+                self._exit.close()  # the compile stance, where it was changed
+            finally:
+                self._stack.clear()
+                self._watch.stop()
+                self._attached = False
 
     def __enter__(self) -> Recorder:
         return self.attach()
@@ -309,7 +227,7 @@ class Recorder:
     def attached(self) -> bool:
         return self._attached
 
-    def _make_pre_hook(self, key: int, mode: bool) -> Any:
+    def _make_pre_hook(self, key: int, watch: bool) -> Any:
         def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if not self._stack:
                 if _recomputing():
@@ -317,18 +235,16 @@ class Recorder:
                     # counted when it first ran, so its recomputation is not a pass.
                     return
                 # The outermost call of this model: a new forward pass starts.
-                self._pass_counts.clear()
+                self._namer.new_pass()
                 self._layout = None
                 self._samples += _batch_size(args, kwargs, self._batch_axis)
             self._stack.append(key)
-            if mode:
-                self._mode_depth += 1
-                if self._mode_depth == 1:
-                    _INTERCEPTOR.activate(self)
+            if watch:
+                self._watch.enter()
 
         return pre_hook
 
-    def _make_post_hook(self, key: int, layout: Layout | None, mode: bool) -> Any:
+    def _make_post_hook(self, key: int, layout: Layout | None, watch: bool) -> Any:
         family = self._family[key]
 
         def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -341,14 +257,10 @@ class Recorder:
                 if isinstance(counted, torch.Tensor):
                     self._observe(call, counted)
             stack.pop()
-            if mode:
-                self._mode_depth -= 1
-                if self._mode_depth == 0:
-                    _INTERCEPTOR.deactivate(self)
+            if watch:
+                self._watch.exit()
             if layout is not None:
                 self._layout = layout
-            if not stack:
-                self._passes += 1
 
         return post_hook
 
@@ -366,52 +278,50 @@ class Recorder:
             self._observe(call, x)
         # Inside an activation module, its own forward hook does the counting.
 
-    def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
+    def _place(self, call: ActivationCall) -> SitePlace:
+        """Where the call at the top of the stack is: its module, function and caller."""
         stack = self._stack
-        key = stack[-1]
-        path = self._paths[key]
-        family = self._family[key]
-        base = path if family else f"{path}:{call.function}"
-        index = self._pass_counts.get(base, 0)
-        self._pass_counts[base] = index + 1
-        if index >= self._max_occurrences.get(base, 0):
-            self._max_occurrences[base] = index + 1
-        counter = self._counters.get((base, index))
+        path = self._paths[stack[-1]]
+        if not self._family[stack[-1]]:  # a functional call, made by this module's code
+            return SitePlace(module=path, function=call.function, caller=path)
+        caller = self._paths[stack[-2]] if len(stack) >= 2 else None
+        return SitePlace(module=path, function=None, caller=caller)
+
+    def _axis_override(self, place: SitePlace, index: int) -> int | None:
+        for key in (f"{place.base}#{index}", place.base):
+            if key in self._unit_axis:
+                return self._unit_axis[key]
+        return None
+
+    def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
+        place = self._place(call)
+        index = self._namer.index(place)
+        key = (place.base, index)
+        counter = self._counters.get(key)
         # The counting ops themselves must not pass through the function mode
         # (active inside callers such as a ResNet block): about 850 Python round
         # trips per resnet18 forward pass otherwise.
         try:
             with torch._C.DisableTorchFunction():
                 if counter is None:
-                    axis = self._unit_axis.get(f"{base}#{index}", self._unit_axis.get(base))
-                    # The module whose forward code made the call: where a swap rewrites it.
-                    if not family:
-                        caller: str | None = path
-                    else:
-                        caller = self._paths[stack[-2]] if len(stack) >= 2 else None
-                    counter = SiteCounter.create(
-                        call,
-                        x,
-                        layout=self._layout,
-                        axis=axis,
-                        module=path,
-                        family=family,
-                        caller=caller,
+                    self._places[key] = place
+                    self._counters[key] = SiteCounter.create(
+                        call, x, layout=self._layout, axis=self._axis_override(place, index)
                     )
-                    self._counters[(base, index)] = counter
                 else:
                     counter.add(call, x)
         except Exception as error:  # never break the user's forward pass
-            self._problems.setdefault((base, index), f"{type(error).__name__}: {error}")
+            self._places.setdefault(key, place)
+            self._problems.setdefault(key, f"{type(error).__name__}: {error}")
 
     # -- results -----------------------------------------------------------
 
+    def _site(self, key: tuple[str, int]) -> SiteId:
+        return self._namer.site(self._places[key], key[1])
+
     def site_names(self) -> list[str]:
         """Names of the sites seen so far, in forward order (no device sync)."""
-        return [self._name(base, index) for base, index in self._counters]
-
-    def _name(self, base: str, index: int) -> str:
-        return base if self._max_occurrences.get(base, 1) <= 1 else f"{base}#{index}"
+        return [self._site(key).name for key in self._counters]
 
     def reset(self) -> None:
         """Zero every counter (sites and names are kept)."""
@@ -419,9 +329,9 @@ class Recorder:
             counter.reset()
         self._samples = 0
 
-    def _named_counters(self) -> list[tuple[str, SiteCounter]]:
-        """The live device counters with their site names, in forward order (internal)."""
-        return [(self._name(b, i), c) for (b, i), c in self._counters.items()]
+    def _named_counters(self) -> list[tuple[SiteId, SiteCounter]]:
+        """The live device counters with their sites, in forward order (internal)."""
+        return [(self._site(key), counter) for key, counter in self._counters.items()]
 
     def counter_bytes(self) -> int:
         """Device memory the counters hold: it grows with units, never with batches."""
@@ -441,14 +351,15 @@ class Recorder:
         if reduce is None:
             reduce = is_distributed()
         sites, samples = collect(self._named_counters(), self._samples, reduce=reduce)
-        uncounted = tuple((self._name(b, i), why) for (b, i), why in self._problems.items())
-        problems = tuple(f"{name}: {why}" for name, why in uncounted)
+        uncounted = tuple(
+            UncountedSite(self._site(key), why) for key, why in self._problems.items()
+        )
         return Stats(
             sites=tuple(sites),
             samples=samples,
             partial=self._partial,
             target=self.target,
-            problems=problems,
+            problems=tuple(f"{u.site.name}: {u.why}" for u in uncounted),
             uncounted=uncounted,
         )
 

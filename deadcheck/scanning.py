@@ -114,20 +114,21 @@ def _hint(model: nn.Module, batch: Any, error: Exception) -> str | None:
 
 def _check_unit_axis_names(unit_axis: Mapping[str, int], stats: Stats) -> None:
     """Refuse a unit axis given for a site that never ran: a typo must not pass silently."""
-    names = [*stats.names, *(name for name, _ in stats.uncounted)]
-    known = set(names) | {name.rsplit("#", 1)[0] for name in names}
-    unknown = [name for name in unit_axis if name not in known]
+    ids = [*(site.id for site in stats.sites), *(u.site for u in stats.uncounted)]
+    unknown = [key for key in unit_axis if not any(site.matches(key) for site in ids)]
     if unknown:
-        listed = ", ".join(dict.fromkeys(names)) or "none"
+        listed = ", ".join(dict.fromkeys(site.name for site in ids)) or "none"
         raise InputError(
             f"a unit axis was given for {', '.join(repr(n) for n in unknown)}, but no site is "
             f"called that; sites are: {listed}"
         )
-    for name, why in stats.uncounted:
-        given = unit_axis.get(name, unit_axis.get(name.rsplit("#", 1)[0]))
-        if given is not None and "out of range" in why:
-            detail = why.split(" is ", 1)[-1]
-            raise InputError(f"the unit axis {given} given for {name} is {detail}")
+    for uncounted in stats.uncounted:
+        given = [axis for key, axis in unit_axis.items() if uncounted.site.matches(key)]
+        if given and "out of range" in uncounted.why:
+            detail = uncounted.why.split(" is ", 1)[-1]
+            raise InputError(
+                f"the unit axis {given[0]} given for {uncounted.site.name} is {detail}"
+            )
 
 
 def scan(

@@ -10,9 +10,71 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SiteStats", "Stats"]
+__all__ = ["SiteId", "SiteStats", "Stats", "UncountedSite", "site_base", "site_name"]
 
 Slope = float | tuple[float, ...] | None
+
+
+def site_base(module: str, function: str | None) -> str:
+    """A site's name without ``#i``: the module path, or ``caller:function`` for a call."""
+    return module if function is None else f"{module}:{function}"
+
+
+def site_name(base: str, index: int, occurrences: int) -> str:
+    """The one place a name is made: ``base``, or ``base#index`` if it runs more than once."""
+    return base if occurrences <= 1 else f"{base}#{index}"
+
+
+@dataclass(frozen=True)
+class SiteId:
+    """Where a site is, as data: names are derived from it, never parsed back.
+
+    ``module`` is the activation module's path, or for a functional call the
+    path of the module whose forward made it (``function`` then names the
+    function). ``index`` is which of the ``occurrences`` calls per forward pass
+    this is; ``caller`` the module whose code made the call (where a swap
+    rewrites it; None when called from outside the model).
+    """
+
+    module: str
+    function: str | None = None
+    index: int = 0
+    occurrences: int = 1
+    caller: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The name without ``#i``: ``layer1.0.relu`` or ``block:relu``."""
+        return site_base(self.module, self.function)
+
+    @property
+    def name(self) -> str:
+        return site_name(self.base, self.index, self.occurrences)
+
+    def matches(self, key: str) -> bool:
+        """Whether ``key`` names this site: its name, ``base#index``, or its base (all calls)."""
+        return key in (self.name, self.base, f"{self.base}#{self.index}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "function": self.function,
+            "index": self.index,
+            "occurrences": self.occurrences,
+            "caller": self.caller,
+        }
+
+
+@dataclass(frozen=True)
+class UncountedSite:
+    """A site whose counts are missing or incomplete, and why."""
+
+    site: SiteId
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site.name, "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -25,10 +87,8 @@ class SiteStats:
     NaN. Infinities count by their sign (``+inf`` active, ``-inf`` off).
     """
 
-    name: str
+    id: SiteId
     kind: str
-    module: str
-    function: str | None
     unit_axis: int
     units: int
     calls: int
@@ -38,8 +98,23 @@ class SiteStats:
     saturated: tuple[int, ...] | None = None
     slope: Slope = None
     shape: tuple[int, ...] = ()
-    #: Path of the module whose forward code made the call (None: called from outside).
-    caller: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.id.name
+
+    @property
+    def module(self) -> str:
+        return self.id.module
+
+    @property
+    def function(self) -> str | None:
+        return self.id.function
+
+    @property
+    def caller(self) -> str | None:
+        """Path of the module whose forward code made the call (None: called from outside)."""
+        return self.id.caller
 
     @property
     def zero_fraction(self) -> tuple[float, ...]:
@@ -74,10 +149,8 @@ class SiteStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            **self.id.to_dict(),
             "kind": self.kind,
-            "module": self.module,
-            "function": self.function,
             "unit_axis": self.unit_axis,
             "units": self.units,
             "calls": self.calls,
@@ -87,7 +160,6 @@ class SiteStats:
             "saturated": None if self.saturated is None else list(self.saturated),
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
             "shape": list(self.shape),
-            "caller": self.caller,
         }
 
 
@@ -100,8 +172,8 @@ class Stats:
     partial: bool = False
     target: str | None = None
     problems: tuple[str, ...] = field(default=())
-    #: (site name, why) for each site whose counts are missing or incomplete.
-    uncounted: tuple[tuple[str, str], ...] = field(default=())
+    #: Each site whose counts are missing or incomplete, with the reason.
+    uncounted: tuple[UncountedSite, ...] = field(default=())
 
     def site(self, name: str) -> SiteStats:
         """The site called ``name``; KeyError names the sites there are."""
@@ -120,6 +192,6 @@ class Stats:
             "partial": self.partial,
             "target": self.target,
             "problems": list(self.problems),
-            "uncounted": [{"site": name, "why": why} for name, why in self.uncounted],
+            "uncounted": [u.to_dict() for u in self.uncounted],
             "sites": [s.to_dict() for s in self.sites],
         }

@@ -312,14 +312,8 @@ def plan_swap(
             "swap needs example_inputs= (one batch the model accepts) or a Report, "
             "to find every site: shared modules and F.relu calls show only in a forward pass"
         )
-    occurrences: dict[tuple[str, str | None], int] = {}
-    for layer in report.sites:
-        key = (layer.module, layer.function)
-        occurrences[key] = occurrences.get(key, 0) + 1
     planned = []
     for layer in _chosen(report, sites):
-        index = int(layer.name.rsplit("#", 1)[1]) if "#" in layer.name else 0
-        count = occurrences[(layer.module, layer.function)]
         prelu = target == "prelu"
         planned.append(
             PlannedSite(
@@ -328,8 +322,8 @@ def plan_swap(
                 module=layer.module,
                 function=layer.function,
                 caller=layer.caller,
-                index=index,
-                occurrences=count,
+                index=layer.id.index,
+                occurrences=layer.id.occurrences,
                 units=layer.units,
                 becomes="PReLU" if prelu else "LeakyReLU",
                 slope=init if prelu else negative_slope,

@@ -3,7 +3,7 @@
 The rank alone cannot tell: a rank-3 tensor is (N, C, L) after a Conv1d and
 (N, T, F) after a Linear. What produced the activation's input decides, so the
 recorder remembers the kind of the last module that ran, and this module turns
-that into an axis.
+that into an axis. Every rule that picks a unit axis lives here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Literal
 
 from torch import nn
 
-__all__ = ["Layout", "layout_of", "resolve_axis"]
+__all__ = ["Layout", "layout_of", "resolve_axis", "unit_axis"]
 
 Layout = Literal["channel", "feature"]
 
@@ -68,3 +68,26 @@ def resolve_axis(ndim: int, layout: Layout | None) -> int:
     if layout == "feature":
         return ndim - 1
     return 1 if ndim >= 4 else ndim - 1
+
+
+def unit_axis(
+    ndim: int,
+    layout: Layout | None,
+    *,
+    override: int | None = None,
+    weight_axis: int | None = None,
+) -> int:
+    """The non-negative unit axis of a rank-``ndim`` activation: every rule in one place.
+
+    In order: the user's ``override`` (ValueError when out of range); the axis a
+    per-unit weight acts on (a per-channel PReLU: 1 for ``nn.PReLU``, its own for
+    ``AxisPReLU``); else the producer's ``layout`` (:func:`resolve_axis`).
+    """
+    rank = max(ndim, 1)
+    if override is not None:
+        if not -rank <= override < rank:
+            raise ValueError(f"unit_axis {override} is out of range for a rank-{ndim} activation")
+        return override % rank
+    if weight_axis is not None and rank >= 2:
+        return weight_axis % rank
+    return resolve_axis(rank, layout)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from deadcheck import SiteStats, Stats, analyze
+from deadcheck import SiteId, SiteStats, Stats, analyze
 
 
 def site(
@@ -20,10 +20,8 @@ def site(
     name: str = "s",
 ) -> SiteStats:
     return SiteStats(
-        name=name,
+        id=SiteId(module=name),
         kind=kind,
-        module=name,
-        function=None,
         unit_axis=1,
         units=len(zeros),
         calls=1,

@@ -246,10 +246,16 @@ def test_counters_stay_on_device_and_do_not_grow_with_batches() -> None:
     model = mlp(nn.ReLU())
     with deadcheck.record(model) as rec:
         model(X5)
-        before = [(c.positive.data_ptr(), c.positive.numel()) for _, c in rec._named_counters()]
+        before = [
+            (c.totals["positive"].data_ptr(), c.totals["positive"].numel())
+            for _, c in rec._named_counters()
+        ]
         for _ in range(50):
             model(X5)
-        after = [(c.positive.data_ptr(), c.positive.numel()) for _, c in rec._named_counters()]
+        after = [
+            (c.totals["positive"].data_ptr(), c.totals["positive"].numel())
+            for _, c in rec._named_counters()
+        ]
     assert before == after  # updated in place: no new tensors per batch
     assert rec.stats().site("1").positions == 5 * 51
 
