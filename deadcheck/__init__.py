@@ -26,6 +26,8 @@ _EXPORTS = {
     "SiteStats": "deadcheck.statistics",
     "SiteId": "deadcheck.statistics",
     "scan": "deadcheck.scanning",
+    "scan_target": "deadcheck.scanning",
+    "TargetScan": "deadcheck.scanning",
     "load_target": "deadcheck.loading",
     "Target": "deadcheck.loading",
     "render": "deadcheck.rendering",
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
     from deadcheck.plotting import plot_report
     from deadcheck.recording import Recorder, record
     from deadcheck.rendering import render
-    from deadcheck.scanning import scan
+    from deadcheck.scanning import TargetScan, scan, scan_target
     from deadcheck.statistics import SiteId, SiteStats, Stats
     from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, swap
     from deadcheck.tensorboard import write_tensorboard

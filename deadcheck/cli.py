@@ -115,82 +115,6 @@ class _Progress:
             click.echo("\r\033[K", err=True, nl=False)
 
 
-def _device(text: str | None) -> Any:
-    if text is None:
-        return None
-    import torch
-
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise InputError(f"--device {text!r} is not a device (try cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {text} asked for CUDA, but torch sees no CUDA device here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"--device {text} asked for MPS, but it is not available here")
-    return device
-
-
-def _unit_axes(pairs: tuple[str, ...]) -> dict[str, int]:
-    axes: dict[str, int] = {}
-    for pair in pairs:
-        name, sep, axis = pair.rpartition("=")
-        try:
-            axes[name] = int(axis)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise InputError(f"--unit-axis {pair!r} must look like SITE=AXIS (e.g. encoder.act=1)")
-    return axes
-
-
-def _apply_saved_plan(model: Any, path: str) -> Any:
-    """The model with a saved swap plan applied, so a swapped checkpoint's weights fit."""
-    import json
-
-    from deadcheck.swapping import SwapError, SwapPlan, apply_plan
-
-    try:
-        plan = SwapPlan.load(path)
-    except FileNotFoundError:
-        raise InputError(f"no such swap plan: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"--plan {path} is not a swap plan: {error}") from None
-    except (SwapError, KeyError, TypeError) as error:
-        raise InputError(f"--plan {path}: {error}") from None
-    try:
-        return apply_plan(model, plan)
-    except SwapError as error:
-        raise InputError(f"--plan {path}: {error}") from None
-
-
-def _share_of_batches(inputs: Any, total: int | None) -> tuple[Any, int | None]:
-    """Under torchrun, start the process group and keep every WORLD_SIZE-th batch."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or "RANK" not in os.environ:
-        return inputs, total
-    import itertools
-
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-        # Shut down cleanly on every rank, or gloo aborts the process at exit.
-        click.get_current_context().call_on_close(dist.destroy_process_group)
-    if total is not None and total < world:
-        raise InputError(f"{total} batch(es) cannot be shared by {world} ranks: pass --batches")
-    rank = dist.get_rank()
-    share = None if total is None else len(range(rank, total, world))
-    return itertools.islice(inputs, rank, None, world), share
-
-
-def _is_main_rank() -> bool:
-    """False on every rank but 0 of an initialised process group (torchrun)."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def _input_options(func: F) -> F:
     """The options that say which model to load and what to feed it (scan and swap)."""
     options = [
@@ -274,61 +198,57 @@ def _run_scan(
     dying: float,
     near_linear: float,
     tiny_slope: float,
-) -> tuple[Any, Any, Any]:
-    """Load, feed and analyse; returns (target, report, device)."""
-    from deadcheck.loading import load_target, load_weights, parse_shape
-    from deadcheck.scanning import check_batches, inputs_for, scan
+) -> Any:
+    """:func:`~deadcheck.scanning.scan_target` with a terminal's options, progress and notes."""
+    from deadcheck.distributed import init_from_env
+    from deadcheck.loading import parse_unit_axes
+    from deadcheck.scanning import scan_target
 
-    # Checked before anything is loaded or run.
-    thresholds = Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope)
-    shape = parse_shape(input_shape) if input_shape is not None else None
-    check_batches(batches)
-    axes = _unit_axes(unit_axis)
-    where = _device(device)
-    import torch
+    if init_from_env():  # under torchrun
+        import torch.distributed as dist
 
-    torch.manual_seed(seed)  # random initial weights come out the same on every run
-    target = load_target(target_spec)
-    if plan is not None:
-        target.model = _apply_saved_plan(target.model, plan)
-    if weights is not None:
-        load_weights(target.model, weights, allow_pickle=unsafe_pickle)
-    if where is not None:
-        target.model.to(where)
-    inputs, total = inputs_for(target, input_shape=shape, batches=batches, seed=seed)
-    inputs, total = _share_of_batches(inputs, total)
-    progress = _Progress(total)
+        # Shut down cleanly on every rank, or gloo aborts the process at exit.
+        click.get_current_context().call_on_close(dist.destroy_process_group)
+    progress = _Progress(batches)
     try:
-        report = scan(
-            target.model,
-            inputs,
-            device=where,
+        done = scan_target(
+            target_spec,
+            weights=weights,
+            plan=plan,
+            allow_pickle=unsafe_pickle,
+            input_shape=input_shape,
+            batches=batches,
+            seed=seed,
+            device=device,
             train=train,
-            unit_axis=axes,
-            target=target.name,
+            unit_axis=parse_unit_axes(unit_axis),
             batch_axis=batch_axis,
+            thresholds=Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope),
             progress=progress,
-            thresholds=thresholds,
         )
     except ModelError as error:
         if error.where.startswith("forward pass"):
-            origin = (
-                f"the inputs are random tensors of shape {','.join(map(str, shape))} from "
-                "--input-shape; pass the shape the model takes"
-                if shape is not None
-                else f"the batches come from {target.name}"
-            )
-            error.hint = f"{error.hint}; {origin}" if error.hint else origin
+            error.hint = "; ".join(filter(None, (error.hint, _origin(target_spec, input_shape))))
         raise
     finally:
         progress.close()
-    if batches is not None and total is not None and 0 < progress.done < total:
+    if done.asked is not None and 0 < done.fed < done.asked:
         click.echo(
-            f"deadcheck: note: --batches {batches} asked for more than {target.name} gives: "
-            f"fed {progress.done}",
+            f"deadcheck: note: --batches {batches} asked for more than {done.target.name} "
+            f"gives: fed {done.fed}",
             err=True,
         )
-    return target, report, where
+    return done
+
+
+def _origin(target_spec: str, input_shape: str | None) -> str:
+    """Where the inputs of a failed forward pass came from, for the hint."""
+    if input_shape is not None:
+        return (
+            f"the inputs are random tensors of shape {input_shape} from --input-shape; "
+            "pass the shape the model takes"
+        )
+    return f"the batches come from {target_spec}"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -395,8 +315,10 @@ def scan_command(
             plot_format(plot)
         except ValueError as error:
             raise InputError(f"--plot {plot}: {error}") from None
-    _, report, _ = _run_scan(target, **options)
-    if not _is_main_rank():
+    from deadcheck.distributed import rank
+
+    report = _run_scan(target, **options).report
+    if rank() != 0:  # under torchrun, rank 0 reports
         return
     if tensorboard_dir is not None:
         from deadcheck.tensorboard import write_tensorboard
@@ -485,7 +407,8 @@ def swap_command(
     from deadcheck.swapping import apply_plan, plan_swap
 
     check_folder_writable(output, force=force)
-    loaded, report, _ = _run_scan(target, **options)
+    done = _run_scan(target, **options)
+    loaded, report = done.target, done.report
     chosen: Any = sites if sites in ("all", "flagged") else sites.split(",")
     plan = plan_swap(
         loaded.model,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from deadcheck.activations import ActivationCall
+from deadcheck.errors import RecordingError
 from deadcheck.statistics import SiteId, SiteStats, Slope
 from deadcheck.units import Layout, unit_axis
 
@@ -359,7 +360,7 @@ def collect(
 
         world = dist.get_world_size()
         if world * squares != total * total:
-            raise ValueError(
+            raise RecordingError(
                 "ranks recorded different sites (different models or control flow): "
                 "their counts cannot be merged"
             )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
-__all__ = ["all_reduce_sum", "is_distributed", "rank"]
+from deadcheck.errors import InputError
+
+__all__ = ["all_reduce_sum", "init_from_env", "is_distributed", "rank", "share_of_batches"]
 
 
 def is_distributed() -> bool:
@@ -34,3 +41,34 @@ def all_reduce_sum(flat: torch.Tensor) -> torch.Tensor:
         work = flat.clone()
     dist.all_reduce(work, op=dist.ReduceOp.SUM)
     return work.to(device)
+
+
+def init_from_env() -> bool:
+    """Start a gloo process group when torchrun's variables ask for one; True if started here.
+
+    Whoever gets True must call ``torch.distributed.destroy_process_group()``
+    at the end, or gloo aborts the process at exit.
+    """
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
+        return False
+    if dist.is_initialized():
+        return False
+    dist.init_process_group(backend="gloo")
+    return True
+
+
+def share_of_batches(inputs: Iterable[Any], total: int | None) -> tuple[Iterable[Any], int | None]:
+    """This rank's share of ``inputs`` (every world-size-th batch) and its length, if known."""
+    if not is_distributed():
+        return inputs, total
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    if total is not None and total < world:
+        raise InputError(
+            f"batches: {total} cannot be shared by {world} ranks; give more", option="batches"
+        )
+    share = None if total is None else len(range(rank(), total, world))
+    return itertools.islice(inputs, rank(), None, world), share

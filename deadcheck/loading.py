@@ -23,14 +23,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from deadcheck.errors import InputError, ModelError
+from deadcheck.errors import DeadcheckError, InputError, ModelError
 
 __all__ = [
     "Target",
     "call_model",
+    "load_plan",
     "load_target",
     "load_weights",
+    "parse_device",
     "parse_shape",
+    "parse_unit_axes",
     "random_batches",
     "to_device",
 ]
@@ -66,6 +69,64 @@ def parse_shape(text: str) -> tuple[int, ...]:
             f"input_shape {text!r} must have positive sizes only", option="input_shape"
         )
     return shape
+
+
+def parse_device(text: str | None) -> torch.device | None:
+    """``"cuda:1"`` as a device that is there; None stays None (the model's own)."""
+    if text is None:
+        return None
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise InputError(
+            f"device {text!r} is not a device (try cpu or cuda)", option="device"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {text} asks for CUDA, but torch sees no CUDA device here", option="device"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(
+            f"device {text} asks for MPS, but it is not available here", option="device"
+        )
+    return device
+
+
+def parse_unit_axes(pairs: Iterable[str]) -> dict[str, int]:
+    """``["encoder.act=1"]`` as ``{"encoder.act": 1}``."""
+    axes: dict[str, int] = {}
+    for pair in pairs:
+        name, sep, axis = pair.rpartition("=")
+        try:
+            axes[name] = int(axis)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise InputError(
+                f"unit_axis {pair!r} must look like SITE=AXIS (e.g. encoder.act=1)",
+                option="unit_axis",
+            )
+    return axes
+
+
+def load_plan(model: nn.Module, path: str | Path) -> nn.Module:
+    """``model`` with the swap plan saved at ``path`` applied, so a swapped checkpoint fits."""
+    import json
+
+    from deadcheck.swapping import SwapPlan, apply_plan
+
+    try:
+        plan = SwapPlan.load(path)
+    except FileNotFoundError:
+        raise InputError(f"plan {path}: no such file", option="plan") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"plan {path} is not a swap plan: {error}", option="plan") from None
+    except (DeadcheckError, KeyError, TypeError) as error:
+        raise InputError(f"plan {path}: {error}", option="plan") from None
+    try:
+        return apply_plan(model, plan)
+    except DeadcheckError as error:
+        raise InputError(f"plan {path}: {error}", option="plan") from None
 
 
 def _import_file(path: Path) -> ModuleType:

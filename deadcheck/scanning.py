@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -23,7 +23,15 @@ from deadcheck.loading import Target, call_model, random_batches, to_device
 from deadcheck.recording import record
 from deadcheck.statistics import Stats
 
-__all__ = ["check_batches", "inputs_for", "model_device", "preserved", "scan"]
+__all__ = [
+    "TargetScan",
+    "check_batches",
+    "inputs_for",
+    "model_device",
+    "preserved",
+    "scan",
+    "scan_target",
+]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -186,3 +194,79 @@ def scan(
     if partial:
         stats = replace(stats, partial=True)
     return analyze(stats, thresholds, **overrides)
+
+
+@dataclass(frozen=True)
+class TargetScan:
+    """What :func:`scan_target` did: the loaded target, its report, and how many batches it fed."""
+
+    target: Target
+    report: Report
+    #: Batches fed on this rank, and how many were asked for (None: every one there was).
+    fed: int
+    asked: int | None
+    #: The input shape given, from which the inputs were drawn at random (None: not given).
+    input_shape: tuple[int, ...] | None
+
+
+def scan_target(
+    spec: str,
+    *,
+    weights: str | None = None,
+    plan: str | None = None,
+    allow_pickle: bool = False,
+    input_shape: str | tuple[int, ...] | None = None,
+    batches: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    train: bool = False,
+    unit_axis: Mapping[str, int] | None = None,
+    batch_axis: int | None = None,
+    thresholds: Thresholds | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TargetScan:
+    """What ``deadcheck scan TARGET`` does, in one call: load, feed, record, analyze.
+
+    Every argument is checked before anything is loaded or run. ``plan`` (a
+    saved swap plan) is applied before ``weights`` load. Under an initialised
+    process group each rank feeds its share of the batches and the counts are
+    summed over ranks (start the group first, e.g. with
+    :func:`deadcheck.distributed.init_from_env`).
+    """
+    from deadcheck.distributed import share_of_batches
+    from deadcheck.loading import load_plan, load_target, load_weights, parse_device, parse_shape
+
+    thresholds = thresholds or Thresholds()
+    shape = parse_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    check_batches(batches)
+    where = parse_device(device) if not isinstance(device, torch.device) else device
+    torch.manual_seed(seed)  # random initial weights come out the same on every run
+    target = load_target(spec)
+    if plan is not None:
+        target.model = load_plan(target.model, plan)
+    if weights is not None:
+        load_weights(target.model, weights, allow_pickle=allow_pickle)
+    if where is not None:
+        target.model.to(where)
+    inputs, total = inputs_for(target, input_shape=shape, batches=batches, seed=seed)
+    inputs, total = share_of_batches(inputs, total)
+    fed = 0
+
+    def count(done: int) -> None:
+        nonlocal fed
+        fed = done
+        if progress is not None:
+            progress(done)
+
+    report = scan(
+        target.model,
+        inputs,
+        device=where,
+        train=train,
+        unit_axis=unit_axis,
+        target=target.name,
+        batch_axis=batch_axis,
+        progress=count,
+        thresholds=thresholds,
+    )
+    return TargetScan(target, report, fed, total, shape)

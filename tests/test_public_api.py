@@ -40,7 +40,16 @@ def test_docs_api_names_every_export(name: str) -> None:
     assert re.search(rf"`(deadcheck\.)?{name}\b", API_DOC), f"docs/api.md does not name {name}"
 
 
-FUNCTIONS = ["record", "analyze", "scan", "swap", "plan_swap", "apply_plan", "plot_report"]
+FUNCTIONS = [
+    "record",
+    "analyze",
+    "scan",
+    "scan_target",
+    "swap",
+    "plan_swap",
+    "apply_plan",
+    "plot_report",
+]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
