@@ -369,7 +369,7 @@ To scan the swapped model:
     default="flagged",
     show_default=True,
     metavar="flagged|all|NAME,...",
-    help="flagged: sites with a dead or dying finding; all: every ReLU site; or site names.",
+    help="flagged: ReLU sites with a warning or error; all: every ReLU site; or site names.",
 )
 @click.option(
     "--negative-slope", type=float, default=0.01, show_default=True, help="LeakyReLU slope."
@@ -423,7 +423,7 @@ def swap_command(
         click.echo(f"deadcheck: note: {note}", err=True)
     if not plan.sites:
         why = (
-            "no ReLU site has a dead-layer or dying-layer finding"
+            "no ReLU site is flagged (has a warning or error finding)"
             if sites == "flagged"
             else ("the model has no ReLU site")
         )

@@ -70,7 +70,6 @@ _ALIASES: dict[str, SwapTo] = {
     "prelu": "prelu",
 }
 #: Findings that make a site worth swapping (a swap does not cure NaNs or slopes).
-_DEAD_CODES = frozenset({"dead-layer", "dying-layer"})
 
 
 @dataclass(frozen=True)
@@ -154,17 +153,13 @@ def _report_from(model: nn.Module, example_inputs: Any) -> Report:
     return scan(model, [example_inputs], train=model.training)
 
 
-def _flagged(report: Report) -> set[str]:
-    return {f.site for f in report.findings if f.code in _DEAD_CODES}
-
-
 def _chosen(report: Report, sites: Any) -> list[SiteReport]:
     layers = report.sites
     if sites is None or (isinstance(sites, str) and sites == "all"):
         return [layer for layer in layers if kind(layer.kind).swappable]
     if isinstance(sites, Report) or (isinstance(sites, str) and sites == "flagged"):
-        dead = _flagged(sites if isinstance(sites, Report) else report)
-        return [layer for layer in layers if layer.name in dead and kind(layer.kind).swappable]
+        flagged = set((sites if isinstance(sites, Report) else report).flagged_sites)
+        return [layer for layer in layers if layer.name in flagged and kind(layer.kind).swappable]
     names = [sites] if isinstance(sites, str) else list(sites)
     by_name = {layer.name: layer for layer in layers}
     unknown = [n for n in names if n not in by_name]
@@ -297,10 +292,10 @@ def plan_swap(
     """Decide what :func:`swap` changes, without changing anything.
 
     ``sites``: None or ``"all"`` for every ReLU site; ``"flagged"`` or a
-    :class:`Report` for the ReLU sites with a ``dead-layer`` or ``dying-layer``
-    finding; or site names (any kind). The sites are found in ``report`` (or
-    ``sites`` when it is a Report), else by running ``example_inputs`` through
-    the model once.
+    :class:`Report` for its flagged ReLU sites (a finding of severity warning
+    or error, :attr:`Report.flagged_sites`); or site names (any kind). The
+    sites are found in ``report`` (or ``sites`` when it is a Report), else by
+    running ``example_inputs`` through the model once.
     """
     target = _swap_to(to)
     if report is None and isinstance(sites, Report):
