@@ -100,7 +100,7 @@ class SiteReport:
     dead_units: tuple[int, ...]
     dead_fraction: float
     slope: Slope
-    nonfinite_units: tuple[int, ...] = ()
+    nan_units: tuple[int, ...] = ()
     saturated_units: tuple[int, ...] = ()
     calls: int = 0
     #: The activation's shape at its last call (its rank tells a swap where the units are).
@@ -109,6 +109,12 @@ class SiteReport:
     @property
     def name(self) -> str:
         return self.id.name
+
+    @property
+    def nonfinite_units(self) -> tuple[int, ...]:
+        """Deprecated: :attr:`nan_units` (infinities count by their sign; removed next release)."""
+        warnings.warn("nonfinite_units is nan_units now", DeprecationWarning, stacklevel=2)
+        return self.nan_units
 
     @property
     def module(self) -> str:
@@ -146,7 +152,7 @@ class SiteReport:
             dead_units=site.dead_units,
             dead_fraction=site.dead_fraction,
             slope=site.slope,
-            nonfinite_units=site.nonfinite_units,
+            nan_units=site.nan_units,
             saturated_units=site.saturated_units,
             calls=site.calls,
             shape=site.shape,
@@ -169,7 +175,8 @@ class SiteReport:
             "dead_units": list(self.dead_units),
             "dead_fraction": self.dead_fraction,
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
-            "nonfinite_units": list(self.nonfinite_units),
+            "nan_units": list(self.nan_units),
+            "nonfinite_units": list(self.nan_units),  # the old key, kept for one release
             "saturated_units": list(self.saturated_units),
         }
 
@@ -282,15 +289,15 @@ def _units_text(units: tuple[int, ...], limit: int = 8) -> str:
 def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
     found: list[Finding] = []
     name = site.name
-    if site.nonfinite_units:
+    if site.nan_units:
         found.append(
             Finding(
                 "nan-activations",
                 "error",
                 name,
-                f"{len(site.nonfinite_units)} of {site.units} units saw NaN "
-                f"(units {_units_text(site.nonfinite_units)})",
-                site.nonfinite_units,
+                f"{len(site.nan_units)} of {site.units} units saw NaN "
+                f"(units {_units_text(site.nan_units)})",
+                site.nan_units,
             )
         )
     leaky = kind(site.kind).leaky

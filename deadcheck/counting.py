@@ -12,7 +12,7 @@ known from shapes and kept as Python ints, and zeros are worked out on the
 host as positions minus the rest.
 
 A unit that saw a NaN in a window has all its positions of that window
-counted as non-finite, never as zeros. Infinities are counted by their sign:
+counted as NaN, never as zeros. Infinities are counted by their sign:
 ``+inf`` is a positive (active) position, ``-inf`` an off one.
 """
 
@@ -176,7 +176,7 @@ class State:
 #: packs and unpacks counters loops over this.
 STATES: tuple[State, ...] = (
     State("positive", windowed=True),  # positions with x > 0 (NaN in a window: see settle)
-    State("nonfinite", windowed=False),  # positions of windows in which the unit saw a NaN
+    State("nan", windowed=False),  # positions of windows in which the unit saw a NaN
     State("saturated", windowed=True, needs=lambda call: call.saturate_at is not None),
 )
 
@@ -265,12 +265,12 @@ class SiteCounter:
         """Move the windows into the int64 totals (device work only, no sync).
 
         A unit whose positive window is NaN saw a NaN: all its positions of the
-        window count as non-finite, none as positive.
+        window count as NaN, none as positive.
         """
         if not self.window_positions:
             return
         bad = torch.isnan(self.windows["positive"])
-        self.totals["nonfinite"] += bad.to(torch.int64) * self.window_positions
+        self.totals["nan"] += bad.to(torch.int64) * self.window_positions
         for name, window in self.windows.items():
             self.totals[name] += window.masked_fill(torch.isnan(window), 0).to(torch.int64)
             window.zero_()
@@ -298,7 +298,7 @@ class SiteCounter:
                 values[state.name], rest = tuple(rest[: self.units]), rest[self.units :]
         positions = header["positions"]
         zeros = tuple(
-            positions - p - n for p, n in zip(values["positive"], values["nonfinite"], strict=True)
+            positions - p - n for p, n in zip(values["positive"], values["nan"], strict=True)
         )
         slope: Slope
         if slope_values is not None:
@@ -313,7 +313,7 @@ class SiteCounter:
             calls=header["calls"],
             positions=positions,
             zeros=zeros,
-            nonfinite=values["nonfinite"],
+            nan=values["nan"],
             saturated=values.get("saturated"),
             slope=slope,
             shape=self.shape,

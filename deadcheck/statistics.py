@@ -83,7 +83,7 @@ class SiteStats:
 
     ``zeros[u]`` is how many of unit ``u``'s ``positions`` had an input <= 0
     (the negative regime: output exactly zero for ReLU). NaN never counts as
-    zero; ``nonfinite[u]`` counts positions of windows in which the unit saw a
+    zero; ``nan[u]`` counts positions of windows in which the unit saw a
     NaN. Infinities count by their sign (``+inf`` active, ``-inf`` off).
     """
 
@@ -94,7 +94,7 @@ class SiteStats:
     calls: int
     positions: int
     zeros: tuple[int, ...]
-    nonfinite: tuple[int, ...]
+    nan: tuple[int, ...]
     saturated: tuple[int, ...] | None = None
     slope: Slope = None
     shape: tuple[int, ...] = ()
@@ -136,9 +136,9 @@ class SiteStats:
         return len(self.dead_units) / self.units if self.units else 0.0
 
     @property
-    def nonfinite_units(self) -> tuple[int, ...]:
+    def nan_units(self) -> tuple[int, ...]:
         """Units that saw at least one NaN."""
-        return tuple(u for u, n in enumerate(self.nonfinite) if n)
+        return tuple(u for u, n in enumerate(self.nan) if n)
 
     @property
     def saturated_units(self) -> tuple[int, ...]:
@@ -156,7 +156,7 @@ class SiteStats:
             "calls": self.calls,
             "positions": self.positions,
             "zeros": list(self.zeros),
-            "nonfinite": list(self.nonfinite),
+            "nan": list(self.nan),
             "saturated": None if self.saturated is None else list(self.saturated),
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
             "shape": list(self.shape),

@@ -95,7 +95,7 @@ class Reference:
             handle.remove()
 
     def counts(self, name: str, axis: int) -> tuple[list[int], list[int], int]:
-        """(zeros, nonfinite, positions) per unit over every stored call.
+        """(zeros, nan, positions) per unit over every stored call.
 
         A unit that saw any NaN has all its positions counted as non-finite and
         none as zeros (the recorder does this per window of at most 2**24
@@ -106,19 +106,19 @@ class Reference:
         flat = torch.cat(
             [x.movedim(axis, -1).reshape(-1, units).double() for x in self.inputs[name]]
         )
-        zeros, nonfinite = [], []
+        zeros, nan = [], []
         for u in range(units):
             column = flat[:, u]
             finite = not bool(torch.isnan(column).any())
             zeros.append(int((column <= 0).sum()) if finite else 0)
-            nonfinite.append(0 if finite else column.numel())
-        return zeros, nonfinite, flat.shape[0]
+            nan.append(0 if finite else column.numel())
+        return zeros, nan, flat.shape[0]
 
     def check(self, site: Any) -> None:
         """Assert that a recorded site's counts equal this reference's, exactly."""
-        zeros, nonfinite, positions = self.counts(site.module, site.unit_axis)
-        got = (list(site.zeros), list(site.nonfinite), site.positions, site.units)
-        assert got == (zeros, nonfinite, positions, len(zeros)), site.name
+        zeros, nan, positions = self.counts(site.module, site.unit_axis)
+        got = (list(site.zeros), list(site.nan), site.positions, site.units)
+        assert got == (zeros, nan, positions, len(zeros)), site.name
         if site.saturated is not None:  # ReLU6: inputs at or above 6, NaN or not
             units = len(zeros)
             flat = torch.cat(

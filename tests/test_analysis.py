@@ -15,7 +15,7 @@ def site(
     positions: int = 10,
     kind: str = "ReLU",
     slope: Any = None,
-    nonfinite: tuple[int, ...] | None = None,
+    nan: tuple[int, ...] | None = None,
     saturated: tuple[int, ...] | None = None,
     name: str = "s",
 ) -> SiteStats:
@@ -27,7 +27,7 @@ def site(
         calls=1,
         positions=positions,
         zeros=zeros,
-        nonfinite=nonfinite or tuple(0 for _ in zeros),
+        nan=nan or tuple(0 for _ in zeros),
         saturated=saturated,
         slope=slope,
     )
@@ -38,7 +38,7 @@ CASES = [
     ("one-dead-unit-is-info", site((10, 5, 9, 0)), [("dead-units", "info", (0,))]),
     ("half-dead-is-dying", site((10, 10, 9, 0)), [("dying-layer", "warning", (0, 1))]),
     ("all-dead-is-dead-layer", site((10, 10)), [("dead-layer", "error", (0, 1))]),
-    ("nan-is-error", site((1, 2), nonfinite=(0, 3)), [("nan-activations", "error", (1,))]),
+    ("nan-is-error", site((1, 2), nan=(0, 3)), [("nan-activations", "error", (1,))]),
     ("prelu-default-0.25-is-healthy", site((3, 4), kind="PReLU", slope=(0.25, 0.25)), []),
     ("leaky-0.01-is-healthy", site((3, 4), kind="LeakyReLU", slope=0.01), []),
     (

@@ -69,7 +69,7 @@ def test_infinities_count_by_their_sign_and_nan_apart() -> None:
         model(torch.tensor([[inf, -1.0, 1.0], [1.0, -inf, math.nan]]))
     site = rec.stats().site("1")
     # unit 0: +inf and 1 are active; unit 1: -1 and -inf are off; unit 2 saw a NaN
-    assert (site.zeros, site.nonfinite) == ((0, 2, 0), (0, 0, 2))
+    assert (site.zeros, site.nan) == ((0, 2, 0), (0, 0, 2))
     findings = rec.report().findings
     assert [(f.code, f.units) for f in findings if f.code == "nan-activations"] == [
         ("nan-activations", (2,))

@@ -150,7 +150,7 @@ CASES = [
         mlp(nn.ReLU()),
         [torch.tensor([[-2.0], [math.nan], [1.0]])],
         # every unit saw the NaN in this call: its 3 positions count as non-finite
-        {"1": dict(positions=3, zeros=(0, 0, 0), nonfinite=(3, 3, 3), dead=())},
+        {"1": dict(positions=3, zeros=(0, 0, 0), nan=(3, 3, 3), dead=())},
     ),
     Case(
         "unit-axis-override",
@@ -192,7 +192,7 @@ def test_planted_counts(case: Case) -> None:
             "positions": site.positions,
             "zeros": site.zeros,
             "dead": site.dead_units,
-            "nonfinite": site.nonfinite,
+            "nan": site.nan,
             "saturated": site.saturated,
             "slope": site.slope,
         }
@@ -350,7 +350,7 @@ def test_windows_settle_exactly_and_keep_nan_to_its_window(monkeypatch) -> None:
     site = rec.stats().site("1")
     assert site.positions == 31
     assert site.zeros == (12, 18, 30)
-    assert site.nonfinite == (1, 1, 1)
+    assert site.nan == (1, 1, 1)
 
 
 def test_functional_relu_inside_torch_transformer_layers() -> None:
