@@ -91,6 +91,11 @@ class Monitor:
     ...     monitor.step()
     >>> monitor.close()
 
+    Unlike :func:`~deadcheck.recording.record`, which attaches when its
+    ``with`` block starts, a Monitor attaches when it is made: a training loop
+    keeps it across many steps, often without a ``with`` block. ``close()``
+    (or leaving its ``with`` block) detaches it.
+
     ``writer`` takes an existing ``SummaryWriter`` (left open on close);
     ``log_dir`` makes one (closed on close); with neither, nothing is logged
     and the history is still kept. Thresholds (``dying=`` ...) go to

@@ -88,7 +88,8 @@ class PlannedSite:
     #: LeakyReLU's negative_slope, or PReLU's initial slope.
     slope: float
     num_parameters: int = 1
-    inplace: bool = False
+    #: The new LeakyReLU works in place, as the ReLU it replaces did (not ``swap(inplace=)``).
+    activation_inplace: bool = False
     #: The site's name after the swap (a rewritten call site gets a module of its own).
     new_site: str = ""
     #: How the site is swapped: "replace", "rewrite" or "attribute" (see the module doc).
@@ -126,17 +127,26 @@ class SwapPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SwapPlan:
+        """A plan from its JSON form (plans saved by earlier versions included)."""
         if data.get("schema") != PLAN_SCHEMA:
             raise SwapError(f"not a swap plan (schema {data.get('schema')!r}, want {PLAN_SCHEMA})")
         return cls(
             to=data["to"],
-            sites=tuple(PlannedSite(**site) for site in data["sites"]),
+            sites=tuple(PlannedSite(**_renamed(site)) for site in data["sites"]),
             notes=tuple(data.get("notes", ())),
         )
 
     @classmethod
     def load(cls, path: str | Path) -> SwapPlan:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _renamed(site: dict[str, Any]) -> dict[str, Any]:
+    """A planned site's fields under today's names (``inplace`` was ``activation_inplace``)."""
+    site = dict(site)
+    if "inplace" in site:
+        site["activation_inplace"] = site.pop("inplace")
+    return site
 
 
 def _swap_to(to: str) -> SwapTo:
@@ -323,7 +333,7 @@ def plan_swap(
                 becomes="PReLU" if prelu else "LeakyReLU",
                 slope=init if prelu else negative_slope,
                 num_parameters=layer.units if prelu and per_channel else 1,
-                inplace=False if prelu else _inplace(model, layer),
+                activation_inplace=False if prelu else _inplace(model, layer),
                 unit_axis=_prelu_axis(layer),
             )
         )
@@ -360,7 +370,7 @@ def _new_module(site: PlannedSite, like: torch.Tensor | None) -> nn.Module:
         if like is not None:
             module = module.to(device=like.device, dtype=like.dtype)
         return module
-    return nn.LeakyReLU(site.slope, inplace=site.inplace)
+    return nn.LeakyReLU(site.slope, inplace=site.activation_inplace)
 
 
 def _first_tensor(module: nn.Module) -> torch.Tensor | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -191,3 +192,33 @@ def test_a_site_that_cannot_be_swapped_keeps_a_clear_error() -> None:
     plan = deadcheck.plan_swap(model, "leaky_relu", "all", example_inputs=x)
     assert plan.sites == () and len(plan.notes) == 1
     assert torch.equal(swapped(x), model(x))
+
+
+def test_a_plan_saved_before_the_renames_still_replays(tmp_path) -> None:
+    """Plans written by earlier versions carry "inplace" and no "how" or "unit_axis"."""
+    old = {
+        "schema": "deadcheck.swap-plan/1",
+        "to": "leaky_relu",
+        "sites": [
+            {
+                "site": "1",
+                "kind": "ReLU",
+                "module": "1",
+                "function": None,
+                "caller": "",
+                "index": 0,
+                "occurrences": 1,
+                "units": 4,
+                "becomes": "LeakyReLU",
+                "slope": 0.1,
+                "num_parameters": 1,
+                "inplace": True,
+                "new_site": "1",
+            }
+        ],
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(old))
+    model = deadcheck.swap(nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True)), plan=path)
+    assert isinstance(model[1], nn.LeakyReLU) and model[1].inplace is True
+    assert model[1].negative_slope == 0.1
