@@ -34,6 +34,7 @@ _EXPORTS = {
     "swap": "deadcheck.swapping",
     "plan_swap": "deadcheck.swapping",
     "apply_plan": "deadcheck.swapping",
+    "save_swap": "deadcheck.swapping",
     "SwapPlan": "deadcheck.swapping",
     "PlannedSite": "deadcheck.swapping",
     "AxisPReLU": "deadcheck.layers",
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from deadcheck.rendering import render
     from deadcheck.scanning import TargetScan, scan, scan_target
     from deadcheck.statistics import SiteId, SiteStats, Stats
-    from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, swap
+    from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, save_swap, swap
     from deadcheck.tensorboard import write_tensorboard
 
 

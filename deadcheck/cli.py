@@ -341,20 +341,6 @@ def scan_command(
         sys.exit(EXIT_FINDINGS)
 
 
-_HOWTO = """\
-deadcheck swapped {count} site(s) to {becomes} ({added} parameters added).
-
-In your training script, build the model as before, then:
-
-    model = deadcheck.swap(model, plan="{folder}/swap_plan.json")
-    model.load_state_dict(torch.load("{folder}/state_dict.pt", weights_only=True))
-
-To scan the swapped model:
-
-    deadcheck scan TARGET --plan {folder}/swap_plan.json --weights {folder}/state_dict.pt
-"""
-
-
 @main.command("swap")
 @_input_options
 @click.option(
@@ -399,12 +385,8 @@ def swap_command(
     **options: Any,
 ) -> None:
     """Swap ReLU sites of TARGET for LeakyReLU or PReLU; write the new weights and a plan."""
-    import io
-
-    import torch
-
-    from deadcheck.files import check_folder_writable, write_folder_atomic
-    from deadcheck.swapping import apply_plan, plan_swap
+    from deadcheck.files import check_folder_writable
+    from deadcheck.swapping import apply_plan, plan_swap, save_swap
 
     check_folder_writable(output, force=force)
     done = _run_scan(target, **options)
@@ -430,24 +412,7 @@ def swap_command(
         click.echo(f"deadcheck: nothing to swap: {why}", err=True)
         return
     model = apply_plan(loaded.model, plan)  # a SwapError is one line and exit 2 (DeadcheckError)
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    becomes = plan.sites[0].becomes
-    howto = _HOWTO.format(
-        count=len(plan.sites),
-        becomes=becomes,
-        added=plan.parameters_added,
-        folder=Path(output).as_posix(),  # "swapped/" -> "swapped": paths meant for pasting
-    )
-    write_folder_atomic(
-        output,
-        {
-            "state_dict.pt": buffer.getvalue(),
-            "swap_plan.json": plan.to_json().encode(),
-            "HOWTO.txt": howto.encode(),
-        },
-        force=force,
-    )
+    howto = save_swap(model, plan, output, force=force)
     for site in plan.sites:
         detail = (
             f"{site.num_parameters} slope(s) from {site.slope:g}"

@@ -56,6 +56,7 @@ __all__ = [
     "SwapPlan",
     "apply_plan",
     "plan_swap",
+    "save_swap",
     "swap",
 ]
 
@@ -569,6 +570,47 @@ def _with_new_names(plan: SwapPlan, model: nn.Module) -> SwapPlan:
         taken[caller_path].add(name)
         sites.append(replace(site, new_site=prefix + name))
     return replace(plan, sites=tuple(sites))
+
+
+HOWTO = """\
+deadcheck swapped {count} site(s) to {becomes} ({added} parameters added).
+
+In your training script, build the model as before, then:
+
+    model = deadcheck.swap(model, plan="{folder}/swap_plan.json")
+    model.load_state_dict(torch.load("{folder}/state_dict.pt", weights_only=True))
+
+To scan the swapped model:
+
+    deadcheck scan TARGET --plan {folder}/swap_plan.json --weights {folder}/state_dict.pt
+"""
+
+
+def save_swap(model: nn.Module, plan: SwapPlan, folder: str | Path, *, force: bool = False) -> str:
+    """Write a swapped model into ``folder``: its state dict, the plan, and HOWTO.txt.
+
+    The folder appears whole or not at all (an existing one is replaced only
+    with ``force``, once the new one is complete). Returns the HOWTO text.
+    """
+    import io
+
+    from deadcheck.files import write_folder_atomic
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    howto = HOWTO.format(
+        count=len(plan.sites),
+        becomes=plan.sites[0].becomes if plan.sites else "nothing",
+        added=plan.parameters_added,
+        folder=Path(folder).as_posix(),  # "swapped/" -> "swapped": paths meant for pasting
+    )
+    files = {
+        "state_dict.pt": buffer.getvalue(),
+        "swap_plan.json": plan.to_json().encode(),
+        "HOWTO.txt": howto.encode(),
+    }
+    write_folder_atomic(folder, files, force=force)
+    return howto
 
 
 def swap(
