@@ -288,10 +288,12 @@ class Recorder:
         return SitePlace(module=path, function=None, caller=caller)
 
     def _axis_override(self, place: SitePlace, index: int) -> int | None:
-        for key in (f"{place.base}#{index}", place.base):
-            if key in self._unit_axis:
-                return self._unit_axis[key]
-        return None
+        """The unit axis the user gave for this site (by ``base#index`` first, then ``base``)."""
+        site = self._namer.site(place, index)
+        given = sorted(
+            (key != site.base, axis) for key, axis in self._unit_axis.items() if site.matches(key)
+        )
+        return given[0][1] if given else None
 
     def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
         place = self._place(call)
