@@ -291,7 +291,7 @@ class Recorder:
         """The unit axis the user gave for this site (by ``base#index`` first, then ``base``)."""
         site = self._namer.site(place, index)
         given = sorted(
-            (key != site.base, axis) for key, axis in self._unit_axis.items() if site.matches(key)
+            (key == site.base, axis) for key, axis in self._unit_axis.items() if site.matches(key)
         )
         return given[0][1] if given else None
 

@@ -151,3 +151,21 @@ def test_sequence_first_inputs_count_samples_on_the_named_axis() -> None:
     with torch.no_grad(), deadcheck.record(layer) as rec:
         layer(torch.randn(7, 3, 8))
     assert rec.stats().samples == 7  # the default guess, which batch_axis corrects
+
+
+def test_a_unit_axis_for_one_call_wins_over_one_for_every_call() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.r = nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.r(self.r(x))
+
+    model = Twice()
+    with deadcheck.record(model, unit_axis={"r": 1, "r#1": 2}) as rec:
+        model(torch.randn(2, 3, 4))
+    assert [(s.name, s.unit_axis, s.units) for s in rec.stats().sites] == [
+        ("r#0", 1, 3),
+        ("r#1", 2, 4),
+    ]
