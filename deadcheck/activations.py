@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deadcheck.kinds import kind
+from deadcheck.kinds import FAMILY, kind
 
 __all__ = [
     "CALLS",
@@ -107,6 +107,17 @@ CALLS: dict[Any, _Parser] = {
     F.leaky_relu_: _leaky,
     **dict.fromkeys((F.prelu, torch.prelu, torch.Tensor.prelu), _prelu),
     **dict.fromkeys((F.rrelu, F.rrelu_, torch.rrelu, torch.rrelu_), _rrelu),
+    # Beyond the family (activations="all"). Bare torch.tanh / torch.sigmoid calls are
+    # left out: in forward code they are gates and squashes (LSTM-style cells, attention
+    # scales), not a layer's units; nn.Tanh and nn.Sigmoid modules count.
+    F.gelu: _fixed("GELU"),
+    F.silu: _fixed("SiLU"),
+    F.mish: _fixed("Mish"),
+    **dict.fromkeys((F.elu, F.elu_), _fixed("ELU")),
+    **dict.fromkeys((F.celu, F.celu_), _fixed("CELU")),
+    **dict.fromkeys((F.selu, F.selu_, torch.selu, torch.selu_), _fixed("SELU")),
+    F.hardswish: _fixed("Hardswish"),
+    F.softplus: _fixed("Softplus"),
 }
 
 
@@ -128,6 +139,16 @@ MODULE_KINDS: dict[type[nn.Module], str] = {
     nn.LeakyReLU: "LeakyReLU",
     nn.PReLU: "PReLU",
     nn.RReLU: "RReLU",
+    nn.GELU: "GELU",
+    nn.SiLU: "SiLU",
+    nn.Mish: "Mish",
+    nn.ELU: "ELU",
+    nn.CELU: "CELU",
+    nn.SELU: "SELU",
+    nn.Hardswish: "Hardswish",
+    nn.Softplus: "Softplus",
+    nn.Tanh: "Tanh",
+    nn.Sigmoid: "Sigmoid",
 }
 
 
@@ -140,9 +161,9 @@ def module_kind(module: nn.Module) -> str | None:
     return None
 
 
-def is_family_module(module: nn.Module) -> bool:
-    """True for nn.ReLU, ReLU6, LeakyReLU, PReLU, RReLU and their subclasses."""
-    return module_kind(module) is not None
+def is_family_module(module: nn.Module, kinds: frozenset[str] = FAMILY) -> bool:
+    """True for an activation module of one of ``kinds`` (default: the ReLU family)."""
+    return module_kind(module) in kinds
 
 
 def module_call(module: nn.Module) -> ActivationCall:

@@ -47,11 +47,18 @@ class Thresholds:
       the layer folds into its neighbours as one linear map.
     * ``tiny_slope=0.005``: below half of LeakyReLU's customary 0.01, the
       leak is too small to revive a unit in any realistic number of steps.
+    * ``dormant=0.1``: a unit whose mean |output| is at most a tenth of its
+      site's average (ReDo's score, Sokar et al. 2023) contributes little to
+      the next layer; ReDo found 0.1 to separate such units well on its
+      benchmarks, and recycling at 0.1 repairs loss of plasticity in
+      ``examples/continual_digits.py``. Used only where dormant statistics
+      were recorded.
     """
 
     dying: float = 0.5
     near_linear: float = 0.3
     tiny_slope: float = 0.005
+    dormant: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.dying <= 1.0:
@@ -60,6 +67,8 @@ class Thresholds:
             raise InputError(
                 f"near_linear must be >= 0, got {self.near_linear}", option="near_linear"
             )
+        if not 0.0 <= self.dormant < 1.0:
+            raise InputError(f"dormant must be in [0, 1), got {self.dormant}", option="dormant")
         if self.tiny_slope < 0:
             raise InputError(f"tiny_slope must be >= 0, got {self.tiny_slope}", option="tiny_slope")
 
@@ -105,10 +114,26 @@ class SiteReport:
     calls: int = 0
     #: The activation's shape at its last call (its rank tells a swap where the units are).
     shape: tuple[int, ...] = ()
+    #: Per unit, the mean |output|, and the units whose dormant score is at most the
+    #: report's ``thresholds.dormant`` (None: no dormant statistics were recorded).
+    mean_abs: tuple[float, ...] | None = None
+    dormant_units: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:
         return self.id.name
+
+    @property
+    def family(self) -> bool:
+        """A ReLU-family site ("dead" and the zero fraction apply)."""
+        return kind(self.kind).family
+
+    @property
+    def dormant_fraction(self) -> float | None:
+        """The share of units that are dormant (None without dormant statistics)."""
+        if self.dormant_units is None:
+            return None
+        return len(self.dormant_units) / self.units if self.units else 0.0
 
     @property
     def nonfinite_units(self) -> tuple[int, ...]:
@@ -141,7 +166,7 @@ class SiteReport:
         return sum(zf) / len(zf) if zf else 0.0
 
     @classmethod
-    def from_stats(cls, site: SiteStats) -> SiteReport:
+    def from_stats(cls, site: SiteStats, dormant: float = Thresholds.dormant) -> SiteReport:
         return cls(
             id=site.id,
             kind=site.kind,
@@ -156,6 +181,8 @@ class SiteReport:
             saturated_units=site.saturated_units,
             calls=site.calls,
             shape=site.shape,
+            mean_abs=site.mean_abs,
+            dormant_units=site.dormant_units(dormant) if site.abs_sum is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +205,8 @@ class SiteReport:
             "nan_units": list(self.nan_units),
             "nonfinite_units": list(self.nan_units),  # the old key, kept for one release
             "saturated_units": list(self.saturated_units),
+            "mean_abs": None if self.mean_abs is None else list(self.mean_abs),
+            "dormant_units": None if self.dormant_units is None else list(self.dormant_units),
         }
 
 
@@ -334,6 +363,21 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
                 dead,
             )
         )
+    dormant = site.dormant_units or ()
+    if dormant and len(dead) < len(dormant):  # dead units are dormant too; say what is new
+        share = len(dormant) / site.units
+        found.append(
+            Finding(
+                "dormant-units",
+                "warning" if share >= t.dying else "info",
+                name,
+                f"{len(dormant)} of {site.units} units ({percent(share)}) are dormant: mean "
+                f"|output| at most {t.dormant:g} of the site's average"
+                + (f", {len(dead)} of them dead" if dead else "")
+                + f" (units {_units_text(dormant)})",
+                dormant,
+            )
+        )
     if site.saturated_units:
         found.append(
             Finding(
@@ -396,7 +440,7 @@ def analyze(stats: Stats, thresholds: Thresholds | None = None, **overrides: flo
     ``analyze(stats, dying=0.75)``.
     """
     thresholds = replace(thresholds or Thresholds(), **overrides)
-    sites = tuple(SiteReport.from_stats(site) for site in stats.sites)
+    sites = tuple(SiteReport.from_stats(site, thresholds.dormant) for site in stats.sites)
     uncounted = tuple(
         Finding(
             "uncounted-site",

@@ -161,23 +161,27 @@ def _per_unit_weight_axis(call: ActivationCall) -> int | None:
 class State:
     """One per-unit counter a site keeps, declared once (as torchmetrics' ``add_state``).
 
-    Every state is an int64 total per unit. A ``windowed`` one is summed per
-    call into a float32 window (exact below 2**24 positions) and settled into
-    its total; the others are filled at settling. ``needs`` says whether a
-    site of a given call keeps the state at all.
+    A count is an int64 total per unit: a ``windowed`` one is summed per call
+    into a float32 window (exact below 2**24 positions) and settled into its
+    total; the others are filled at settling. A ``real`` state is a float64
+    total per unit, added to at every call. ``needs`` says whether a site keeps
+    the state, given its call and whether dormant statistics are on.
     """
 
     name: str
-    windowed: bool
-    needs: Callable[[ActivationCall], bool] = lambda call: True
+    windowed: bool = False
+    real: bool = False
+    needs: Callable[[ActivationCall, bool], bool] = lambda call, dormant: True
 
 
 #: The states, in the order they travel to the host; everything that resets, settles,
 #: packs and unpacks counters loops over this.
 STATES: tuple[State, ...] = (
     State("positive", windowed=True),  # positions with x > 0 (NaN in a window: see settle)
-    State("nan", windowed=False),  # positions of windows in which the unit saw a NaN
-    State("saturated", windowed=True, needs=lambda call: call.saturate_at is not None),
+    State("nan"),  # positions of windows in which the unit saw a NaN
+    State("saturated", windowed=True, needs=lambda call, dormant: call.saturate_at is not None),
+    # The sum of |output| per unit, for ReDo's dormant score (opt-in: it costs a read).
+    State("abs_sum", real=True, needs=lambda call, dormant: dormant),
 )
 
 #: What travels ahead of the counters: the recording's, then each site's (Python ints).
@@ -209,17 +213,28 @@ class SiteCounter:
         *,
         layout: Layout | None,
         axis: int | None,
+        dormant: bool = False,
+        output: torch.Tensor | None = None,
     ) -> SiteCounter:
-        """A counter shaped for ``x``, already holding the counts of ``x``."""
+        """A counter shaped for ``x``, already holding the counts of ``x``.
+
+        With ``dormant`` it also sums |``output``| per unit (``output`` defaults
+        to ``x``; they differ for PReLU, counted on its input).
+        """
         if x.is_quantized:
             raise TypeError("quantized activations are not supported; record the float model")
         axis = unit_axis(x.ndim, layout, override=axis, weight_axis=_per_unit_weight_axis(call))
         units = int(x.shape[axis]) if x.ndim else 1
-        kept = [state for state in STATES if state.needs(call)]
+        kept = [state for state in STATES if state.needs(call, dormant)]
         # Counters must be ordinary tensors even when the first call runs under
         # inference_mode, or later training-mode updates would be refused.
         with torch.inference_mode(False):
-            totals = {s.name: torch.zeros(units, dtype=torch.int64, device=x.device) for s in kept}
+            totals = {
+                s.name: torch.zeros(
+                    units, dtype=torch.float64 if s.real else torch.int64, device=x.device
+                )
+                for s in kept
+            }
             windows = {
                 s.name: torch.zeros(units, dtype=torch.float32, device=x.device)
                 for s in kept
@@ -235,11 +250,13 @@ class SiteCounter:
             slope=None,
             shape=tuple(x.shape),
         )
-        counter.add(call, x)
+        counter.add(call, x, output)
         return counter
 
-    def add(self, call: ActivationCall, x: torch.Tensor) -> None:
-        """Add the counts of one more call."""
+    def add(
+        self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None = None
+    ) -> None:
+        """Add the counts of one more call (``output``: see :meth:`create`)."""
         units = int(x.shape[self.axis]) if x.ndim else 1
         if (x.ndim and self.axis >= x.ndim) or units != self.units:
             raise ValueError(
@@ -256,6 +273,11 @@ class SiteCounter:
             if high is not None:
                 self.windows["saturated"] += high
             self.window_positions += n
+        abs_sum = self.totals.get("abs_sum")
+        if abs_sum is not None:
+            h = (x if output is None else output).detach()
+            dims = [d for d in range(h.ndim) if d != self.axis]
+            abs_sum += h.abs().sum(dims, dtype=torch.float64) if dims else h.abs().double()
         self.positions += positions
         self.calls += 1
         self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope
@@ -286,16 +308,25 @@ class SiteCounter:
         """The totals in :data:`STATES` order: what :meth:`site_stats` reads back."""
         return [self.totals[s.name] for s in STATES if s.name in self.totals]
 
+    def parts(self) -> list[torch.Tensor]:
+        """:meth:`int_parts`, all as float64 (exact for counts below 2**53): one transfer."""
+        return [t.to(torch.float64) for t in self.int_parts()]
+
     def site_stats(
-        self, site: SiteId, ints: list[int], slope_values: list[float] | None
+        self, site: SiteId, numbers: list[float], slope_values: list[float] | None
     ) -> SiteStats:
         """Frozen stats from host values: the :data:`SITE_HEADER`, then :meth:`int_parts`."""
-        header = dict(zip(SITE_HEADER, ints, strict=False))
-        rest = ints[len(SITE_HEADER) :]
+        header = {key: int(v) for key, v in zip(SITE_HEADER, numbers, strict=False)}
+        rest = numbers[len(SITE_HEADER) :]
         values: dict[str, tuple[int, ...]] = {}
+        reals: dict[str, tuple[float, ...]] = {}
         for state in STATES:
             if state.name in self.totals:
-                values[state.name], rest = tuple(rest[: self.units]), rest[self.units :]
+                head, rest = rest[: self.units], rest[self.units :]
+                if state.real:
+                    reals[state.name] = tuple(head)
+                else:
+                    values[state.name] = tuple(int(v) for v in head)
         positions = header["positions"]
         zeros = tuple(
             positions - p - n for p, n in zip(values["positive"], values["nan"], strict=True)
@@ -317,6 +348,7 @@ class SiteCounter:
             saturated=values.get("saturated"),
             slope=slope,
             shape=self.shape,
+            abs_sum=reals.get("abs_sum"),
         )
 
 
@@ -330,8 +362,9 @@ def collect(
 ) -> tuple[list[SiteStats], int]:
     """Move every counter to the host in one transfer; with ``reduce``, sum over all ranks first.
 
-    The integer counters of all sites, with positions, calls and the sample
-    count, are packed into one flat int64 tensor, so a distributed reduction
+    The counters of all sites, with positions, calls and the sample count,
+    are packed into one flat float64 tensor (integers are exact in it below
+    2**53), so a distributed reduction
     is a single ``all_reduce``. A checksum of the site layout travels with it
     (as c and c squared: their sums agree only when every rank has the same
     sites), so ranks that saw different sites fail loudly instead of adding
@@ -342,18 +375,18 @@ def collect(
         counter.settle()
     checksum = _layout_checksum(named)
     head = {"samples": samples, "checksum": checksum, "checksum_squared": checksum * checksum}
-    parts = [torch.tensor([head[key] for key in HEADER], dtype=torch.int64)]
+    parts = [torch.tensor([head[key] for key in HEADER], dtype=torch.float64)]
     for _, counter in named:
         site_head = {"positions": counter.positions, "calls": counter.calls}
-        parts.append(torch.tensor([site_head[key] for key in SITE_HEADER], dtype=torch.int64))
-        parts.extend(counter.int_parts())
+        parts.append(torch.tensor([site_head[key] for key in SITE_HEADER], dtype=torch.float64))
+        parts.extend(counter.parts())
     flat = torch.cat([p.to(device) for p in parts])
     if reduce:
         from deadcheck.distributed import all_reduce_sum
 
         flat = all_reduce_sum(flat)
     values = flat.cpu().tolist()
-    got = dict(zip(HEADER, values, strict=False))
+    got = {key: int(v) for key, v in zip(HEADER, values, strict=False)}
     if reduce:
         total, squares = got["checksum"], got["checksum_squared"]
         import torch.distributed as dist

@@ -20,7 +20,8 @@ from deadcheck.activations import CALLS, ActivationCall
 
 __all__ = ["Watch"]
 
-Callback = Callable[[ActivationCall, torch.Tensor], None]
+#: Called with the call, the tensor counted (PReLU: its input), and the output (or None).
+Callback = Callable[[ActivationCall, torch.Tensor, torch.Tensor | None], None]
 
 
 class _Interceptor(TorchFunctionMode):
@@ -50,8 +51,9 @@ class _Interceptor(TorchFunctionMode):
                 counted = (
                     args[0] if call.kind == "PReLU" or not isinstance(out, torch.Tensor) else out
                 )
+                output = out if isinstance(out, torch.Tensor) else None
                 for watch in self.active:
-                    watch.callback(call, counted)
+                    watch.callback(call, counted, output)
         return out
 
     def activate(self, watch: Watch) -> None:

@@ -1,4 +1,4 @@
-"""What each kind of activation is: the one table of facts about the ReLU family.
+"""What each kind of activation is: the one table of facts about the activations deadcheck knows.
 
 A row says how a kind behaves, so that every part of deadcheck asks this table
 instead of keeping its own list: analysis asks whether a kind is leaky (its
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Kind", "kind"]
+__all__ = ["FAMILY", "KINDS", "Kind", "kind"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class Kind:
     saturate_at: float | None = None
     #: Replaced when a swap chooses sites by rule ("all", "flagged"); others only when named.
     swappable: bool = False
+    #: A ReLU-family kind: exactly zero (or the negative regime) below 0, so "dead" and the
+    #: zero fraction mean something. Other kinds (GELU, SiLU, ...) get dormant statistics only.
+    family: bool = True
 
 
 #: Every kind, by name.
@@ -41,8 +44,27 @@ KINDS: dict[str, Kind] = {
         Kind("LeakyReLU", "leaky_relu", leaky=True),
         Kind("PReLU", "prelu", leaky=True),
         Kind("RReLU", "rrelu", leaky=True),
+        # Recorded with activations="all": smooth or saturating, never exactly zero.
+        *(
+            Kind(name, function, family=False)
+            for name, function in (
+                ("GELU", "gelu"),
+                ("SiLU", "silu"),
+                ("Mish", "mish"),
+                ("ELU", "elu"),
+                ("CELU", "celu"),
+                ("SELU", "selu"),
+                ("Hardswish", "hardswish"),
+                ("Softplus", "softplus"),
+                ("Tanh", "tanh"),
+                ("Sigmoid", "sigmoid"),
+            )
+        ),
     )
 }
+
+#: The kinds recorded by default: the ReLU family.
+FAMILY = frozenset(k.name for k in KINDS.values() if k.family)
 
 
 def kind(name: str) -> Kind:

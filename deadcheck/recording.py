@@ -30,6 +30,7 @@ from deadcheck.activations import ActivationCall, is_family_module, module_call
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
 from deadcheck.interception import Watch
+from deadcheck.kinds import FAMILY, KINDS
 from deadcheck.naming import SiteNamer, SitePlace
 from deadcheck.statistics import SiteId, Stats, UncountedSite
 from deadcheck.units import Layout, layout_of
@@ -77,25 +78,25 @@ def _is_torch_layer(module: nn.Module) -> bool:
     return type(module).__module__.startswith("torch.nn.")
 
 
-def _on_stack(module: nn.Module) -> bool:
+def _on_stack(module: nn.Module, kinds: frozenset[str]) -> bool:
     """Whether a module takes part in naming sites: activations, callers, containers.
 
     torch's own leaf layers (Conv2d, BatchNorm2d, Linear, ...) never call an
     activation, so they stay unhooked and cost nothing.
     """
-    if is_family_module(module) or isinstance(module, nn.Sequential):
+    if is_family_module(module, kinds) or isinstance(module, nn.Sequential):
         return True
     return not _is_torch_layer(module) or bool(module._modules)
 
 
-def _runs_own_activations(module: nn.Module) -> bool:
+def _runs_own_activations(module: nn.Module, kinds: frozenset[str]) -> bool:
     """Whether a module's own forward code may call F.relu and friends (the mode must watch).
 
     Activation modules are counted by their own hooks, and Sequential only
     calls its children; the user's modules, torchvision's, and torch's
     composites such as TransformerEncoderLayer (which calls F.relu) may.
     """
-    if is_family_module(module) or isinstance(module, (nn.Sequential, nn.ModuleList)):
+    if is_family_module(module, kinds) or isinstance(module, (nn.Sequential, nn.ModuleList)):
         return False
     return not _is_torch_layer(module) or bool(module._modules)
 
@@ -123,7 +124,11 @@ class Recorder:
         unit_axis: Mapping[str, int] | None = None,
         target: str | None = None,
         batch_axis: int | None = None,
+        activations: str = "relu",
+        dormant: bool = False,
     ) -> None:
+        if activations not in ("relu", "all"):
+            raise ValueError(f"activations must be 'relu' or 'all', got {activations!r}")
         if not isinstance(model, nn.Module):
             raise TypeError(f"record() needs an nn.Module, got {type(model).__name__}")
         if isinstance(model, torch.jit.ScriptModule):
@@ -137,6 +142,10 @@ class Recorder:
         self.target = target
         self._unit_axis = dict(unit_axis or {})
         self._batch_axis = batch_axis
+        #: The kinds recorded, and whether dormant statistics (sums of |output|) are kept:
+        #: always for kinds outside the ReLU family, which have nothing else to show.
+        self._kinds = FAMILY if activations == "relu" else frozenset(KINDS)
+        self._dormant = dormant or activations == "all"
         self._handles: list[RemovableHandle] = []
         self._exit = ExitStack()
         self._watch = Watch(self._intercepted)
@@ -170,10 +179,10 @@ class Recorder:
                     )
                 key = id(module)
                 self._paths[key] = path
-                self._family[key] = is_family_module(module)
+                self._family[key] = is_family_module(module, self._kinds)
                 layout = layout_of(module)
-                if module is self.model or _on_stack(module):
-                    watch = _runs_own_activations(module)
+                if module is self.model or _on_stack(module, self._kinds):
+                    watch = _runs_own_activations(module, self._kinds)
                     self._handles.append(
                         module.register_forward_pre_hook(
                             self._make_pre_hook(key, watch), with_kwargs=True
@@ -255,7 +264,7 @@ class Recorder:
                 call = module_call(module)
                 counted = args[0] if call.kind == "PReLU" else output
                 if isinstance(counted, torch.Tensor):
-                    self._observe(call, counted)
+                    self._observe(call, counted, output)
             stack.pop()
             if watch:
                 self._watch.exit()
@@ -272,10 +281,12 @@ class Recorder:
 
     # -- counting ----------------------------------------------------------
 
-    def _intercepted(self, call: ActivationCall, x: torch.Tensor) -> None:
+    def _intercepted(
+        self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None
+    ) -> None:
         """A functional call seen by the function mode."""
-        if self._stack and not self._family[self._stack[-1]]:
-            self._observe(call, x)
+        if call.kind in self._kinds and self._stack and not self._family[self._stack[-1]]:
+            self._observe(call, x, output)
         # Inside an activation module, its own forward hook does the counting.
 
     def _place(self, call: ActivationCall) -> SitePlace:
@@ -295,7 +306,9 @@ class Recorder:
         )
         return given[0][1] if given else None
 
-    def _observe(self, call: ActivationCall, x: torch.Tensor) -> None:
+    def _observe(
+        self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None = None
+    ) -> None:
         place = self._place(call)
         index = self._namer.index(place)
         key = (place.base, index)
@@ -308,10 +321,15 @@ class Recorder:
                 if counter is None:
                     self._places[key] = place
                     self._counters[key] = SiteCounter.create(
-                        call, x, layout=self._layout, axis=self._axis_override(place, index)
+                        call,
+                        x,
+                        layout=self._layout,
+                        axis=self._axis_override(place, index),
+                        dormant=self._dormant,
+                        output=output,
                     )
                 else:
-                    counter.add(call, x)
+                    counter.add(call, x, output)
         except Exception as error:  # never break the user's forward pass
             self._places.setdefault(key, place)
             self._problems.setdefault(key, f"{type(error).__name__}: {error}")
@@ -378,6 +396,8 @@ def record(
     unit_axis: Mapping[str, int] | None = None,
     target: str | None = None,
     batch_axis: int | None = None,
+    activations: str = "relu",
+    dormant: bool = False,
 ) -> Recorder:
     """A :class:`Recorder` for ``model``; attach it with ``with record(model) as rec:``.
 
@@ -391,5 +411,19 @@ def record(
     torchvision's detectors take) counts one sample per tensor.
     Forward passes that gradient checkpointing recomputes during backward
     are not counted again.
+
+    ``activations="all"`` also records GELU, SiLU, Mish, ELU, CELU, SELU,
+    Hardswish, Softplus, Tanh and Sigmoid (modules and functional forms; bare
+    ``torch.tanh``/``torch.sigmoid`` calls are gates, not units, and are left
+    out). ``dormant=True`` also sums each unit's |output| for ReDo's dormant
+    score (on for every site under ``"all"``); it costs one more read of each
+    activation, so it is off by default.
     """
-    return Recorder(model, unit_axis=unit_axis, target=target, batch_axis=batch_axis)
+    return Recorder(
+        model,
+        unit_axis=unit_axis,
+        target=target,
+        batch_axis=batch_axis,
+        activations=activations,
+        dormant=dormant,
+    )

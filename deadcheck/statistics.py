@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deadcheck.kinds import kind
+
 __all__ = ["SiteId", "SiteStats", "Stats", "UncountedSite", "site_base", "site_name"]
 
 Slope = float | tuple[float, ...] | None
@@ -85,6 +87,8 @@ class SiteStats:
     (the negative regime: output exactly zero for ReLU). NaN never counts as
     zero; ``nan[u]`` counts positions of windows in which the unit saw a
     NaN. Infinities count by their sign (``+inf`` active, ``-inf`` off).
+    ``abs_sum[u]`` (recorded with dormant statistics on) is the sum of the
+    unit's |output| over its positions: ReDo's dormant score comes from it.
     """
 
     id: SiteId
@@ -98,6 +102,7 @@ class SiteStats:
     saturated: tuple[int, ...] | None = None
     slope: Slope = None
     shape: tuple[int, ...] = ()
+    abs_sum: tuple[float, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -124,9 +129,14 @@ class SiteStats:
         return tuple(z / self.positions for z in self.zeros)
 
     @property
+    def family(self) -> bool:
+        """A ReLU-family site, for which "dead" and the zero fraction mean something."""
+        return kind(self.kind).family
+
+    @property
     def dead_units(self) -> tuple[int, ...]:
-        """Units whose input was <= 0 at every position seen."""
-        if self.positions == 0:
+        """Units whose input was <= 0 at every position seen (ReLU family only)."""
+        if self.positions == 0 or not self.family:
             return ()
         return tuple(u for u, z in enumerate(self.zeros) if z == self.positions)
 
@@ -147,6 +157,30 @@ class SiteStats:
             return ()
         return tuple(u for u, s in enumerate(self.saturated) if s == self.positions)
 
+    @property
+    def mean_abs(self) -> tuple[float, ...] | None:
+        """Per unit, the mean |output| over its positions (None without dormant statistics)."""
+        if self.abs_sum is None:
+            return None
+        return tuple(s / self.positions if self.positions else 0.0 for s in self.abs_sum)
+
+    @property
+    def dormant_score(self) -> tuple[float, ...] | None:
+        """ReDo's score per unit: its mean |output| over the mean of its site's units.
+
+        A unit is tau-dormant when its score is at most tau; a dead unit scores 0.
+        A site whose every unit is silent scores 0 everywhere.
+        """
+        mean_abs = self.mean_abs
+        if mean_abs is None:
+            return None
+        layer = sum(mean_abs) / len(mean_abs) if mean_abs else 0.0
+        return tuple(m / layer if layer > 0 else 0.0 for m in mean_abs)
+
+    def dormant_units(self, tau: float) -> tuple[int, ...]:
+        """Units whose dormant score is at most ``tau`` (none without dormant statistics)."""
+        return tuple(u for u, s in enumerate(self.dormant_score or ()) if s <= tau)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.id.to_dict(),
@@ -160,6 +194,7 @@ class SiteStats:
             "saturated": None if self.saturated is None else list(self.saturated),
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
             "shape": list(self.shape),
+            "abs_sum": None if self.abs_sum is None else list(self.abs_sum),
         }
 
 

@@ -62,10 +62,47 @@ FORMS: dict[str, tuple[Any, Callable[[torch.Tensor], Any], str, str, Any]] = {
 }
 
 
+#: The entry points beyond the family, recorded with activations="all" (dormant statistics).
+BEYOND: dict[str, tuple[Any, Callable[[torch.Tensor], Any], str]] = {
+    "F.gelu": (F.gelu, F.gelu, "GELU"),
+    "F.silu": (F.silu, F.silu, "SiLU"),
+    "F.mish": (F.mish, F.mish, "Mish"),
+    "F.elu": (F.elu, F.elu, "ELU"),
+    "F.elu_": (F.elu_, lambda x: F.elu_(x.clone()), "ELU"),
+    "F.celu": (F.celu, F.celu, "CELU"),
+    "F.celu_": (F.celu_, lambda x: F.celu_(x.clone()), "CELU"),
+    "F.selu": (F.selu, F.selu, "SELU"),
+    "F.selu_": (F.selu_, lambda x: F.selu_(x.clone()), "SELU"),
+    "torch.selu": (torch.selu, torch.selu, "SELU"),
+    "torch.selu_": (torch.selu_, lambda x: torch.selu_(x.clone()), "SELU"),
+    "F.hardswish": (F.hardswish, F.hardswish, "Hardswish"),
+    "F.softplus": (F.softplus, F.softplus, "Softplus"),
+}
+
+
 def test_every_row_of_the_call_table_has_a_case() -> None:
-    # 18 names, 15 objects: F.prelu, F.relu_ and F.rrelu_ are torch's own functions.
-    assert len(FORMS) == 18 and len(CALLS) == 15
-    assert {entry for entry, *_ in FORMS.values()} == set(CALLS)
+    # 18 family names, 15 objects: F.prelu, F.relu_ and F.rrelu_ are torch's own functions.
+    assert len(FORMS) == 18
+    family = {entry for entry, *_ in FORMS.values()}
+    beyond = {entry for entry, *_ in BEYOND.values()}
+    assert len(family) == 15 and not family & beyond
+    assert family | beyond == set(CALLS)
+
+
+@pytest.mark.parametrize("form", sorted(BEYOND))
+def test_calls_beyond_the_family_are_sites_only_under_all(form: str) -> None:
+    _, fn, kind_name = BEYOND[form]
+    model = Functional(fn).eval()
+    with torch.no_grad(), deadcheck.record(model) as rec:
+        model(X.clone())
+    assert rec.stats().sites == ()  # the default records the ReLU family only
+    with torch.no_grad(), deadcheck.record(model, activations="all") as rec:
+        out = model(X.clone())
+    (site,) = rec.stats().sites
+    assert (site.kind, site.function, site.family) == (kind_name, KINDS[kind_name].function, False)
+    assert site.dead_units == ()  # "dead" is a ReLU-family notion
+    expected = out.abs().double().sum(0) / 3
+    assert site.mean_abs == pytest.approx(expected.tolist(), rel=1e-6)
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
@@ -94,9 +131,27 @@ def test_each_module_class_reads_its_kind_from_the_table(module_class: type[nn.M
     assert (call.kind, call.function, call.saturate_at) == (row.name, row.function, row.saturate_at)
 
 
+def test_bare_tanh_and_sigmoid_calls_are_gates_not_sites() -> None:
+    model = Functional(lambda x: torch.sigmoid(x) * torch.tanh(x))
+    with deadcheck.record(model, activations="all") as rec:
+        model(X)
+    assert rec.stats().sites == ()
+    modules = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 3), nn.Sigmoid())
+    with deadcheck.record(modules, activations="all") as rec:
+        modules(X)
+    assert [(s.name, s.kind) for s in rec.stats().sites] == [("1", "Tanh"), ("3", "Sigmoid")]
+
+
 def test_kind_facts() -> None:
     assert {k.name for k in KINDS.values() if k.leaky} == {"LeakyReLU", "PReLU", "RReLU"}
+    assert {k.name for k in KINDS.values() if k.family} == {
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "PReLU",
+        "RReLU",
+    }
     assert {k.name for k in KINDS.values() if k.swappable} == {"ReLU"}
     assert {k.name: k.saturate_at for k in KINDS.values() if k.saturate_at} == {"ReLU6": 6.0}
     with pytest.raises(KeyError, match="kinds: ReLU, ReLU6"):
-        kind("GELU")
+        kind("Swish")
