@@ -1,0 +1,99 @@
+"""Dormant statistics against a brute-force reference that stores every output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import deadcheck
+
+ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "leaky": lambda: nn.LeakyReLU(0.1)}
+
+
+class Net(nn.Module):
+    def __init__(self, act: str, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.a1 = ACTS[act]()
+        self.fc = nn.Linear(6, 5)
+        self.a2 = ACTS[act]()
+        with torch.no_grad():
+            self.conv.bias[0] = -50.0  # a dead channel: dormant with score 0
+            self.fc.weight[1] *= 0.01  # a nearly silent feature: dormant, not dead
+            self.fc.bias[1] = 0.001
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a1(self.conv(x))
+        return self.a2(self.fc(h.mean((2, 3))))
+
+
+def _outputs(model: Net, batches: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+    seen: dict[str, list[torch.Tensor]] = {"a1": [], "a2": []}
+    handles = [
+        getattr(model, name).register_forward_hook(
+            lambda m, a, out, name=name: seen[name].append(out.detach().double())
+        )
+        for name in seen
+    ]
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("act", sorted(ACTS))
+def test_mean_abs_and_dormant_score_match_brute_force(act: str, seed: int) -> None:
+    model = Net(act, seed).eval()
+    batches = [
+        torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(seed + i)) for i in range(3)
+    ]
+    reference = _outputs(model, batches)
+    activations = "all" if act == "gelu" else "relu"
+    with torch.no_grad(), deadcheck.record(model, activations=activations, dormant=True) as rec:
+        for x in batches:
+            model(x)
+    stats = rec.stats()
+    for name, axis in (("a1", 1), ("a2", 1)):
+        outs = torch.cat([o.movedim(axis, -1).reshape(-1, o.shape[axis]) for o in reference[name]])
+        mean_abs = outs.abs().mean(0)
+        score = mean_abs / mean_abs.mean()
+        site = stats.site(name)
+        assert site.mean_abs == pytest.approx(mean_abs.tolist(), rel=1e-5, abs=1e-12)
+        assert site.dormant_score == pytest.approx(score.tolist(), rel=1e-5, abs=1e-9)
+        expected = tuple(int(u) for u in torch.nonzero(score <= 0.1).flatten())
+        assert site.dormant_units(0.1) == expected
+    if act != "leaky":  # LeakyReLU(0.1) of -50 is -5: loud, so not dormant, though "dead"
+        assert 0 in stats.site("a1").dormant_units(0.1)  # the planted dead channel
+    assert 1 in stats.site("a2").dormant_units(0.1)  # the planted silent feature
+    if act == "gelu":
+        assert stats.site("a1").dead_units == ()  # GELU units are never "dead"
+    report = deadcheck.analyze(stats)
+    assert report.site("a2").dormant_units == expected
+    # A dormant unit is reported: as dormant, or as dead where every dormant unit is dead.
+    reported = {u for f in report.findings_for("a2") if "units" in f.code for u in f.units}
+    assert 1 in reported
+
+
+def test_without_dormant_statistics_nothing_is_claimed() -> None:
+    model = Net("relu", 0).eval()
+    with torch.no_grad(), deadcheck.record(model) as rec:
+        model(torch.randn(2, 3, 6, 6))
+    report = rec.report()
+    assert report.site("a1").mean_abs is None and report.site("a1").dormant_units is None
+    assert not any(f.code == "dormant-units" for f in report.findings)
+    assert report.to_dict()["sites"][0]["dormant_units"] is None
+
+
+def test_dormant_counts_sum_across_ranks_like_the_rest() -> None:
+    """abs_sum travels in the same one transfer: stats() twice gives the same figures."""
+    model = Net("relu", 0).eval()
+    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+        model(torch.randn(2, 3, 6, 6))
+    assert rec.stats().site("a1").abs_sum == rec.stats().site("a1").abs_sum
