@@ -364,7 +364,7 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
             )
         )
     dormant = site.dormant_units or ()
-    if dormant and len(dead) < len(dormant):  # dead units are dormant too; say what is new
+    if set(dormant) - set(dead):  # a dead ReLU unit is dormant too: say what is new
         share = len(dormant) / site.units
         found.append(
             Finding(
@@ -373,7 +373,11 @@ def _site_findings(site: SiteReport, t: Thresholds) -> list[Finding]:
                 name,
                 f"{len(dormant)} of {site.units} units ({percent(share)}) are dormant: mean "
                 f"|output| at most {t.dormant:g} of the site's average"
-                + (f", {len(dead)} of them dead" if dead else "")
+                + (
+                    f", {len(set(dead) & set(dormant))} of them dead"
+                    if set(dead) & set(dormant)
+                    else ""
+                )
                 + f" (units {_units_text(dormant)})",
                 dormant,
             )
