@@ -156,6 +156,20 @@ def _input_options(func: F) -> F:
             help="Axis of the input that holds the samples [default: 0; 1 for (T, N, E)].",
         ),
         click.option(
+            "--activations",
+            type=click.Choice(["relu", "all"]),
+            default="relu",
+            show_default=True,
+            help="relu: the ReLU family; all: also GELU, SiLU, Tanh, ... (dormant statistics).",
+        ),
+        click.option(
+            "--dormant",
+            "dormant",
+            type=float,
+            metavar="TAU",
+            help="Record dormant statistics; a unit is dormant at score <= TAU (ReDo: 0.1).",
+        ),
+        click.option(
             "--dying",
             type=float,
             default=Thresholds.dying,
@@ -195,6 +209,8 @@ def _run_scan(
     train: bool,
     unit_axis: tuple[str, ...],
     batch_axis: int | None,
+    activations: str,
+    dormant: float | None,
     dying: float,
     near_linear: float,
     tiny_slope: float,
@@ -223,8 +239,15 @@ def _run_scan(
             train=train,
             unit_axis=parse_unit_axes(unit_axis),
             batch_axis=batch_axis,
-            thresholds=Thresholds(dying=dying, near_linear=near_linear, tiny_slope=tiny_slope),
+            thresholds=Thresholds(
+                dying=dying,
+                near_linear=near_linear,
+                tiny_slope=tiny_slope,
+                dormant=Thresholds.dormant if dormant is None else dormant,
+            ),
             progress=progress,
+            activations=activations,
+            dormant=dormant is not None,
         )
     except ModelError as error:
         if error.where.startswith("forward pass"):

@@ -82,7 +82,9 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
             lines.append(
                 f"  {'INFO':<8}{code:<18}at {n} site{'s' if n != 1 else ''} (--all lists them)"
             )
-    numbers = f"{'kind':<10}{'units':>6}{'dead':>6}{'dead%':>7}{'zero%':>7}  {'slope':<9}"
+    dormant = any(layer.dormant_units is not None for layer in report.sites)
+    extra = f"{'dorm%':>7}" if dormant else ""
+    numbers = f"{'kind':<10}{'units':>6}{'dead':>6}{'dead%':>7}{extra}{'zero%':>7}  {'slope':<9}"
     # Names are identifiers a user pastes into --sites or --unit-axis: the column
     # widens for the longest one rather than cutting it.
     longest = max(len(layer.name) for layer in report.sites)
@@ -99,10 +101,14 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
         )
         layers = layers[:TABLE_ROWS]
     for layer in layers:
+        share = layer.dormant_fraction
+        dormant_cell = (f"{'-' if share is None else percent(share):>7}") if dormant else ""
+        family = layer.family
         row = (
             f"{layer.name:<{name_width}} {layer.kind[:9]:<10}{layer.units:>6}"
-            f"{len(layer.dead_units):>6}{percent(layer.dead_fraction):>7}"
-            f"{percent(layer.mean_zero_fraction):>7}  {_slope_text(layer):<9}"
+            f"{len(layer.dead_units) if family else '-':>6}"
+            f"{percent(layer.dead_fraction) if family else '-':>7}{dormant_cell}"
+            f"{percent(layer.mean_zero_fraction) if family else '-':>7}  {_slope_text(layer):<9}"
         )
         lines.append(row.rstrip())
     hidden = len(report.sites) - len(layers)
@@ -110,6 +116,11 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
         lines.append(f"... {hidden} more site{'s' if hidden != 1 else ''} (--all shows every site)")
     lines.append("")
     lines.append("zero% is the mean share of inputs <= 0 per unit; dead units had no input > 0.")
+    if dormant:
+        lines.append(
+            f"dorm% is the share of units whose mean |output| is <= "
+            f"{report.thresholds.dormant:g} of the site's mean."
+        )
     return "\n".join(lines) + "\n"
 
 

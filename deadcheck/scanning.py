@@ -150,6 +150,8 @@ def scan(
     batch_axis: int | None = None,
     progress: Callable[[int], None] | None = None,
     thresholds: Thresholds | None = None,
+    activations: str = "relu",
+    dormant: bool = False,
     **overrides: float,
 ) -> Report:
     """Record ``model`` on every batch of ``inputs`` and return the analysed report.
@@ -165,7 +167,14 @@ def scan(
     with (
         preserved(model, train),
         torch.no_grad(),
-        record(model, unit_axis=unit_axis, target=target, batch_axis=batch_axis) as recorder,
+        record(
+            model,
+            unit_axis=unit_axis,
+            target=target,
+            batch_axis=batch_axis,
+            activations=activations,
+            dormant=dormant,
+        ) as recorder,
     ):
         while True:
             try:
@@ -224,6 +233,8 @@ def scan_target(
     batch_axis: int | None = None,
     thresholds: Thresholds | None = None,
     progress: Callable[[int], None] | None = None,
+    activations: str = "relu",
+    dormant: bool = False,
 ) -> TargetScan:
     """What ``deadcheck scan TARGET`` does, in one call: load, feed, record, analyze.
 
@@ -268,5 +279,7 @@ def scan_target(
         batch_axis=batch_axis,
         progress=count,
         thresholds=thresholds,
+        activations=activations,
+        dormant=dormant,
     )
     return TargetScan(target, report, fed, total, shape)
