@@ -38,6 +38,9 @@ _EXPORTS = {
     "SwapPlan": "deadcheck.swapping",
     "PlannedSite": "deadcheck.swapping",
     "AxisPReLU": "deadcheck.layers",
+    "recycle": "deadcheck.recycling",
+    "Recycler": "deadcheck.recycling",
+    "RecycleResult": "deadcheck.recycling",
     "Monitor": "deadcheck.monitoring",
     "Snapshot": "deadcheck.monitoring",
     "Trend": "deadcheck.monitoring",
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
     from deadcheck.monitoring import Monitor, Snapshot, Trend
     from deadcheck.plotting import plot_report
     from deadcheck.recording import Recorder, record
+    from deadcheck.recycling import RecycleResult, Recycler, recycle
     from deadcheck.rendering import render
     from deadcheck.scanning import TargetScan, scan, scan_target
     from deadcheck.statistics import SiteId, SiteStats, Stats

@@ -1,0 +1,201 @@
+"""Recycling dormant units: exactly the chosen rows and columns change, optimizer state included."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import deadcheck
+from deadcheck.recycling import recycle
+
+DEAD = (1, 3)
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(4, 6)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(6, 3)
+        with torch.no_grad():
+            self.fc1.bias[list(DEAD)] = -100.0  # planted: units 1 and 3 are dead
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class ConvBN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(2, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.act = nn.ReLU()
+        self.conv2 = nn.Conv2d(6, 4, 3, padding=1)
+        with torch.no_grad():
+            self.bn.bias[list(DEAD)] = -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act(self.bn(self.conv1(x))))
+
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(4, 6)
+        self.drop = nn.Dropout(0.0)
+        self.fc2 = nn.Linear(6, 3)
+        with torch.no_grad():
+            self.fc1.bias[list(DEAD)] = -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(F.relu(self.fc1(x))))
+
+
+CASES = {
+    "mlp": (MLP, (8, 4), "act", ["fc1.weight", "fc1.bias"], ["fc2.weight"]),
+    "conv-bn": (
+        ConvBN,
+        (4, 2, 5, 5),
+        "act",
+        ["conv1.weight", "conv1.bias", "bn.weight", "bn.bias"],
+        ["conv2.weight"],
+    ),
+    "functional": (Functional, (8, 4), ":relu", ["fc1.weight", "fc1.bias"], ["fc2.weight"]),
+}
+
+
+def _changed(before: torch.Tensor, after: torch.Tensor) -> set[int]:
+    """Indices along axis 0 where anything changed."""
+    diff = (before != after).reshape(before.shape[0], -1).any(1)
+    return set(torch.nonzero(diff).flatten().tolist())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_recycle_changes_exactly_the_dormant_rows_and_columns(case: str) -> None:
+    build, shape, site, rows_of, columns_of = CASES[case]
+    model = build().train()
+    x = torch.randn(shape)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(x).square().mean().backward()
+    optimizer.step()  # optimizer state exists for every parameter
+    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+        model(x)
+    stats = rec.stats()
+    assert stats.site(site).dead_units == DEAD
+    before = copy.deepcopy(model.state_dict())
+    state_before = {n: copy.deepcopy(optimizer.state[p]) for n, p in model.named_parameters()}
+    result = recycle(model, stats, tau=0.1, optimizer=optimizer)
+    assert result.recycled == {site: DEAD} and result.skipped == {}
+    after = model.state_dict()
+    params = dict(model.named_parameters())
+    for name, value in before.items():
+        if name in rows_of:
+            assert _changed(value, after[name]) <= set(DEAD), name
+            if name.endswith("weight") and not name.startswith("bn"):
+                assert _changed(value, after[name]) == set(DEAD), name  # re-initialised rows
+        elif name in columns_of:
+            moved = after[name].movedim(1, 0)
+            assert _changed(value.movedim(1, 0), moved) == set(DEAD), name
+            assert torch.all(moved[list(DEAD)] == 0), name
+        elif name.startswith("bn.running"):
+            assert _changed(value, after[name]) == set(DEAD), name
+        else:
+            assert torch.equal(value, after[name]), name  # nothing else moved
+        if name not in params:
+            continue
+        state, old = optimizer.state[params[name]], state_before[name]
+        axis = 1 if name in columns_of else 0
+        idx = [slice(None)] * axis + [list(DEAD)]
+        rest = torch.ones_like(state["exp_avg"], dtype=torch.bool)
+        if name in rows_of or name in columns_of:
+            rest[tuple(idx)] = False
+        if name in rows_of or name in columns_of:
+            assert torch.all(state["exp_avg"][tuple(idx)] == 0), name
+            assert torch.allclose(
+                state["exp_avg_sq"][tuple(idx)],
+                old["exp_avg_sq"][rest].mean().expand_as(state["exp_avg_sq"][tuple(idx)]),
+            ), name
+        assert torch.equal(state["exp_avg"][rest], old["exp_avg"][rest]), name
+        assert torch.equal(state["exp_avg_sq"][rest], old["exp_avg_sq"][rest]), name
+    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+        model(x)
+    assert rec.stats().site(site).dead_units == ()  # the recycled units fire again
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 4)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(4, 4)
+        with torch.no_grad():
+            self.fc1.bias[1] = -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc1(x))
+        return self.fc2(h) + h  # the unit goes on through the residual
+
+
+class Normed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.norm.bias[1] = -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.norm(self.fc1(x))))
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [(Residual, "a residual add"), (Normed, "LayerNorm norm, not a Linear or Conv")],
+    ids=["residual-add", "layernorm-between"],
+)
+def test_sites_that_are_not_a_plain_chain_are_skipped_with_the_reason(build, reason: str) -> None:
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(8, 4)
+    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+        model(x)
+    before = copy.deepcopy(model.state_dict())
+    result = recycle(model, rec.stats())
+    assert result.recycled == {}
+    assert reason in result.skipped["act"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name])  # never recycled wrongly
+
+
+def test_without_dormant_statistics_every_site_is_skipped_with_the_reason() -> None:
+    model = MLP()
+    with torch.no_grad(), deadcheck.record(model) as rec:
+        model(torch.randn(8, 4))
+    result = recycle(model, rec.stats())
+    assert result.skipped == {"act": "no dormant statistics: record with dormant=True"}
+
+
+def test_the_recycler_recycles_in_a_training_loop() -> None:
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(16, 4)
+    with deadcheck.Recycler(model, optimizer, every=3, tau=0.1) as recycler:
+        results = []
+        for _ in range(6):
+            model(x).square().mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            results.append(recycler.step())
+    assert results[:2] == [None, None]
+    assert results[2] is not None and results[2].recycled == {"act": DEAD}
+    assert results[5] is not None and results[5].recycled.get("act", ()) != DEAD
+    assert not model._forward_hooks and not model.act._forward_hooks  # detached
