@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from deadcheck.monitoring import Monitor, Snapshot, Trend
     from deadcheck.plotting import plot_report
     from deadcheck.recording import Recorder, record
-    from deadcheck.recycling import RecycleResult, Recycler, recycle
+    from deadcheck.recycling import Recycler, RecycleResult, recycle
     from deadcheck.rendering import render
     from deadcheck.scanning import TargetScan, scan, scan_target
     from deadcheck.statistics import SiteId, SiteStats, Stats
