@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,7 +308,17 @@ class Recycler:
         self.history.append(result)
         return result
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forward passes inside this block (evaluation, say) are not counted."""
+        self._recorder.detach()
+        try:
+            yield
+        finally:
+            self._recorder.attach()
+
     def close(self) -> None:
+        """Detach from the model. Safe to call twice."""
         self._recorder.detach()
 
     def __enter__(self) -> Recycler:

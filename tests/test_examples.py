@@ -20,6 +20,7 @@ EXPECTED_OUTPUT = {
     "born_dead.py": ["theory", "at one input"],
     "training_monitor.py": ["rising: head.2", "tensorboard --logdir"],
     "torchvision_resnet.py": ["49 sites", "swapped to PReLU: 5 sites", "PReLU, 512 slopes"],
+    "continual_digits.py": ["24 tasks", "recycling", "dorm last"],
 }
 
 
@@ -66,6 +67,27 @@ def test_digits_swap_revives_the_dead_layer() -> None:
     for swapped in (leaky, prelu):
         assert swapped.dead[1] < 0.5  # most units of the second layer come back
         assert swapped.accuracy > start.accuracy + 0.5
+
+
+def test_recycling_keeps_the_continual_learner_learning(monkeypatch) -> None:
+    """The claim of continual_digits.py, with margins (QUICK: 24 tasks)."""
+    monkeypatch.setenv("DEADCHECK_QUICK", "1")
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import continual_digits
+    finally:
+        sys.path.pop(0)
+    plain, recycling = continual_digits.run(False), continual_digits.run(True)
+
+    def last(values: list[float]) -> float:
+        return sum(values[-5:]) / 5
+
+    assert len(plain.accuracy) == len(recycling.accuracy) == continual_digits.TASKS
+    assert min(plain.accuracy[:3] + recycling.accuracy[:3]) > 0.85  # both learn at first
+    assert last(recycling.accuracy) > last(plain.accuracy) + 0.05  # plain loses plasticity
+    assert last(plain.dead) > 0.5 and last(recycling.dead) < 0.1
+    assert last(recycling.dormant) < last(plain.dormant) - 0.4
+    assert recycling.recycled > 0 and plain.recycled == 0
 
 
 def test_born_dead_matches_the_closed_forms() -> None:
