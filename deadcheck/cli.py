@@ -445,3 +445,58 @@ def swap_command(
         renamed = f" (now {site.new_site})" if site.new_site != site.site else ""
         click.echo(f"  {site.site}: {site.kind} -> {site.becomes}, {detail}{renamed}")
     click.echo(howto.rstrip())
+
+
+@main.command("recycle")
+@_input_options
+@click.option(
+    "--tau",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Recycle units whose dormant score is at most this (ReDo's 0.1).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for the recycled state dict and a record of what was recycled.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@_handle_errors
+def recycle_command(target: str, tau: float, output: str, force: bool, **options: Any) -> None:
+    """Recycle the dormant units of TARGET (a checkpoint via --weights); write the new weights.
+
+    Producers' rows are re-initialised and consumers' columns zeroed, so the
+    architecture and every other weight stay as they were.
+    """
+    import io
+    import json
+
+    import torch
+
+    from deadcheck.files import check_folder_writable, write_folder_atomic
+    from deadcheck.recycling import recycle
+
+    check_folder_writable(output, force=force)
+    if options.get("dormant") is None:
+        options["dormant"] = tau
+    done = _run_scan(target, **options)
+    result = recycle(done.target.model, done.report, tau=tau)
+    for site, why in result.skipped.items():
+        click.echo(f"deadcheck: note: {site} not recycled: {why}", err=True)
+    buffer = io.BytesIO()
+    torch.save(done.target.model.state_dict(), buffer)
+    record = json.dumps({**result.to_dict(), "target": done.target.name, "tau": tau}, indent=2)
+    write_folder_atomic(
+        output,
+        {"state_dict.pt": buffer.getvalue(), "recycled.json": (record + "\n").encode()},
+        force=force,
+    )
+    for site, units in result.recycled.items():
+        click.echo(f"  {site}: {len(units)} unit(s) recycled")
+    click.echo(
+        f"deadcheck recycled {result.units} unit(s) at {len(result.recycled)} site(s); "
+        f"wrote {Path(output).as_posix()}/state_dict.pt and recycled.json"
+    )

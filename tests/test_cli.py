@@ -414,3 +414,22 @@ def test_a_bad_plan_is_one_line(tmp_path, content: str, why: str) -> None:
     code, _, err = run("scan", f"{T}/planted.py", "--plan", str(plan))
     assert code == 2 and why in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_recycle_writes_weights_and_a_record_and_the_dead_units_fire_again(tmp_path) -> None:
+    out = tmp_path / "recycled"
+    code, stdout, err = run("recycle", f"{T}/planted.py", "--output", str(out))
+    assert code == 0, err
+    record = json.loads((out / "recycled.json").read_text())
+    assert record["recycled"] == {"act1": [2, 3], "act2": [0, 1]}
+    assert record["skipped"] == {}  # act3, one unit, is its own average: not dormant
+    assert "deadcheck recycled 4 unit(s) at 2 site(s)" in stdout
+    code, stdout, _ = run(
+        "scan", f"{T}/planted.py", "--weights", str(out / "state_dict.pt"), "--format", "json"
+    )
+    sites = {s["name"]: s for s in json.loads(stdout)["sites"]}
+    # Fresh rows from the layers' own random initialisation: most recycled units fire again
+    # (which ones is up to that draw); before, all four were dead.
+    assert len(sites["act1"]["dead_units"]) + len(sites["act2"]["dead_units"]) <= 1
+    code, _, err = run("recycle", f"{T}/planted.py", "--output", str(out), "--tau", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1
