@@ -184,6 +184,9 @@ STATES: tuple[State, ...] = (
     State("abs_sum", real=True, needs=lambda call, dormant: dormant),
 )
 
+#: Kinds whose output is never negative: summing it is summing |output|.
+_NON_NEGATIVE = frozenset({"ReLU", "ReLU6"})
+
 #: What travels ahead of the counters: the recording's, then each site's (Python ints).
 HEADER = ("samples", "checksum", "checksum_squared")
 SITE_HEADER = ("positions", "calls")
@@ -276,8 +279,11 @@ class SiteCounter:
         abs_sum = self.totals.get("abs_sum")
         if abs_sum is not None:
             h = (x if output is None else output).detach()
+            if not (call.kind in _NON_NEGATIVE and output is not None):
+                h = h.abs()  # a ReLU's or ReLU6's output is its own absolute value
             dims = [d for d in range(h.ndim) if d != self.axis]
-            abs_sum += h.abs().sum(dims, dtype=torch.float64) if dims else h.abs().double()
+            # float32 per call (as fast as the read allows), float64 across calls
+            abs_sum += h.sum(dims, dtype=torch.float32) if dims else h.float()
         self.positions += positions
         self.calls += 1
         self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope
