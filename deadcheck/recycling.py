@@ -249,7 +249,8 @@ def recycle(
     try:
         gm = torch.fx.GraphModule(model, _LeafTracer().trace(model))
     except Exception as error:
-        reason = f"the model does not trace with torch.fx ({type(error).__name__})"
+        first = str(error).splitlines()[0][:120] if str(error) else ""
+        reason = f"the model does not trace with torch.fx ({type(error).__name__}: {first})"
         return RecycleResult({}, {**skipped, **{site.name: reason for site, _ in chosen}})
     nodes = _site_nodes(gm)
     recycled: dict[str, tuple[int, ...]] = {}
