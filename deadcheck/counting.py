@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +40,25 @@ WINDOW = 1 << 24
 # On the CPU, indicators are written chunk by chunk into one reused buffer small enough to
 # stay in cache: measured 40% faster than a fresh activation-sized tensor per call.
 # One buffer per thread, so models recorded in two threads at once never share it.
-CHUNK = 1 << 20
+def _chunk_elements() -> int:
+    """float32 elements per chunk: most of the L2 cache that is there, else 1.6 MB.
+
+    Measured on a 16x64x80x80 ReLU output, per count: Intel Xeon (2 MB L2)
+    1.22 ms with 1.6 MB pieces, 1.34 ms with 0.8 MB, 2.06 ms with 3.2 MB and
+    1.88 ms with the former fixed 4 MB; AMD EPYC (issue 16) 1.14 ms with 1.6 MB
+    pieces against 1.81 ms with 3.7 MB. Pieces under 1 MB measured slower on
+    both, so a smaller L2 falls back to 1.6 MB.
+    """
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        size = int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]]
+    except (OSError, ValueError, KeyError, IndexError):
+        size = 0
+    target = int(0.8 * size) if size >= (1 << 20) else int(1.6 * (1 << 20))
+    return max(1 << 16, min(target, 4 << 20)) // 4
+
+
+CHUNK = _chunk_elements()
 _local = threading.local()
 
 
