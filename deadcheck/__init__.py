@@ -31,6 +31,8 @@ _EXPORTS = {
     "load_target": "deadcheck.loading",
     "Target": "deadcheck.loading",
     "render": "deadcheck.rendering",
+    "diff_reports": "deadcheck.diffing",
+    "ReportDiff": "deadcheck.diffing",
     "swap": "deadcheck.swapping",
     "plan_swap": "deadcheck.swapping",
     "apply_plan": "deadcheck.swapping",
@@ -60,6 +62,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
     from deadcheck.analysis import Finding, Report, SiteReport, Thresholds, analyze
+    from deadcheck.diffing import ReportDiff, diff_reports
     from deadcheck.errors import DeadcheckError, InputError, ModelError, RecordingError, SwapError
     from deadcheck.layers import AxisPReLU
     from deadcheck.loading import Target, load_target

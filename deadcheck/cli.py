@@ -500,3 +500,47 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
         f"deadcheck recycled {result.units} unit(s) at {len(result.recycled)} site(s); "
         f"wrote {Path(output).as_posix()}/state_dict.pt and recycled.json"
     )
+
+
+@main.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option(
+    "--fail-on-rise",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Exit 1 when a site's dead share rose by more than this.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["warning", "error"]),
+    help="Exit 1 also when a new finding at or above this severity appeared.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="Output format; markdown is for a pull-request comment.",
+)
+@_handle_errors
+def diff_command(old: str, new: str, fail_on_rise: float, fail_on: str | None, fmt: str) -> None:
+    """Compare two JSON reports (scan --format json): dead share per site, findings, sites.
+
+    Exit 1 when a site's dead share rose by more than --fail-on-rise, or a
+    new finding at or above --fail-on appeared: "this change killed units".
+    """
+    from deadcheck.diffing import diff_reports, load_report, render_diff
+
+    result = diff_reports(
+        load_report(old),
+        load_report(new),
+        fail_on_rise=fail_on_rise,
+        fail_on=fail_on,
+        names=(old, new),
+    )
+    click.echo(render_diff(result, fmt), nl=False)
+    if result.fails:
+        sys.exit(EXIT_FINDINGS)

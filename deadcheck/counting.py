@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import threading
 import zlib
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 

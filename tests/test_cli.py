@@ -433,3 +433,60 @@ def test_recycle_writes_weights_and_a_record_and_the_dead_units_fire_again(tmp_p
     assert len(sites["act1"]["dead_units"]) + len(sites["act2"]["dead_units"]) <= 1
     code, _, err = run("recycle", f"{T}/planted.py", "--output", str(out), "--tau", "2")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+R = f"{T}/reports"
+DIFFS = [
+    ("diff.table.txt", ["diff", f"{R}/before.json", f"{R}/after.json"], 1),
+    ("diff.md", ["diff", f"{R}/before.json", f"{R}/after.json", "--format", "markdown"], 1),
+    ("diff.json", ["diff", f"{R}/before.json", f"{R}/after.json", "--format", "json"], 1),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "code"), DIFFS, ids=[d[0] for d in DIFFS])
+def test_diff_golden_output(name: str, args: list[str], code: int, golden) -> None:
+    got, out, err = run(*args)
+    assert got == code, err
+    golden(name, out)
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ([], 1),  # act1 rose 50 points, above the default 5
+        (["--fail-on-rise", "0.5"], 0),  # exactly the bound: not above it
+        (["--fail-on-rise", "0.49"], 1),
+        (["--fail-on-rise", "0.5", "--fail-on", "error"], 1),  # the new dead-layer error
+        (["--fail-on-rise", "0.5", "--fail-on", "warning"], 1),
+    ],
+    ids=["default", "at-bound", "below-bound", "new-error", "new-warning"],
+)
+def test_diff_exit_codes(extra: list[str], code: int) -> None:
+    got, _, err = run("diff", f"{R}/before.json", f"{R}/after.json", *extra)
+    assert got == code, err
+
+
+def test_diff_of_a_report_with_itself_passes() -> None:
+    code, out, _ = run("diff", f"{R}/before.json", f"{R}/before.json", "--fail-on", "warning")
+    assert code == 0 and "no change" in out
+
+
+def test_diff_of_two_different_models_lists_sites_that_came_and_went(tmp_path) -> None:
+    code, out, _ = run("scan", f"{T}/structured.py", "--format", "json")
+    assert code == 0
+    other = tmp_path / "other.json"
+    other.write_text(out)
+    code, out, _ = run("diff", f"{R}/before.json", str(other), "--format", "json")
+    data = json.loads(out)
+    before = [s["name"] for s in json.loads((ROOT / R / "before.json").read_text())["sites"]]
+    after = [s["name"] for s in json.loads(other.read_text())["sites"]]
+    assert data["disappeared"] == [n for n in before if n not in after]
+    assert data["appeared"] == [n for n in after if n not in before]
+    assert code == (1 if data["rises"] else 0)
+
+
+def test_diff_refuses_what_is_not_a_report(tmp_path) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"schema": "deadcheck.swap-plan/1"}')
+    code, _, err = run("diff", str(junk), f"{R}/before.json")
+    assert code == 2 and "is not a deadcheck report" in err and len(err.splitlines()) == 1
