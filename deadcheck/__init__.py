@@ -32,6 +32,8 @@ _EXPORTS = {
     "Target": "deadcheck.loading",
     "render": "deadcheck.rendering",
     "diff_reports": "deadcheck.diffing",
+    "scan_series": "deadcheck.series",
+    "Series": "deadcheck.series",
     "ReportDiff": "deadcheck.diffing",
     "swap": "deadcheck.swapping",
     "plan_swap": "deadcheck.swapping",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
     from deadcheck.recycling import Recycler, RecycleResult, recycle
     from deadcheck.rendering import render
     from deadcheck.scanning import TargetScan, scan, scan_target
+    from deadcheck.series import Series, scan_series
     from deadcheck.statistics import SiteId, SiteStats, Stats
     from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, save_swap, swap
     from deadcheck.tensorboard import write_tensorboard

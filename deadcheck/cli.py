@@ -119,7 +119,11 @@ def _input_options(func: F) -> F:
     """The options that say which model to load and what to feed it (scan and swap)."""
     options = [
         click.argument("target"),
-        click.option("--weights", type=click.Path(dir_okay=False), help="State dict to load."),
+        click.option(
+            "--weights",
+            multiple=True,
+            help="State dict to load; for scan, a glob or the option repeated: a series.",
+        ),
         click.option(
             "--plan",
             type=click.Path(dir_okay=False),
@@ -196,10 +200,8 @@ def _input_options(func: F) -> F:
     return func
 
 
-def _run_scan(
-    target_spec: str,
+def _scan_kwargs(
     *,
-    weights: str | None,
     plan: str | None,
     unsafe_pickle: bool,
     input_shape: str | None,
@@ -214,41 +216,67 @@ def _run_scan(
     dying: float,
     near_linear: float,
     tiny_slope: float,
-) -> Any:
+) -> dict[str, Any]:
+    """The arguments of :func:`~deadcheck.scanning.scan_target` the options stand for."""
+    from deadcheck.loading import parse_unit_axes
+
+    return {
+        "plan": plan,
+        "allow_pickle": unsafe_pickle,
+        "input_shape": input_shape,
+        "batches": batches,
+        "seed": seed,
+        "device": device,
+        "train": train,
+        "unit_axis": parse_unit_axes(unit_axis),
+        "batch_axis": batch_axis,
+        "thresholds": Thresholds(
+            dying=dying,
+            near_linear=near_linear,
+            tiny_slope=tiny_slope,
+            dormant=Thresholds.dormant if dormant is None else dormant,
+        ),
+        "activations": activations,
+        "dormant": dormant is not None,
+    }
+
+
+def _one(weights: tuple[str, ...]) -> str | None:
+    """The one --weights a command takes (scan alone takes a series)."""
+    if not weights:
+        return None
+    from deadcheck.series import expand_checkpoints
+
+    found = expand_checkpoints(weights) if _is_series(weights) else list(weights)
+    if len(found) > 1:
+        raise InputError(
+            f"--weights: this command takes one checkpoint, got {len(found)} (scan takes a series)"
+        )
+    return found[0]
+
+
+def _is_series(weights: tuple[str, ...]) -> bool:
+    import glob
+
+    return len(weights) > 1 or any(glob.has_magic(w) for w in weights)
+
+
+def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> Any:
     """:func:`~deadcheck.scanning.scan_target` with a terminal's options, progress and notes."""
     from deadcheck.distributed import init_from_env
-    from deadcheck.loading import parse_unit_axes
     from deadcheck.scanning import scan_target
 
+    kwargs = _scan_kwargs(**options)
     if init_from_env():  # under torchrun
         import torch.distributed as dist
 
         # Shut down cleanly on every rank, or gloo aborts the process at exit.
         click.get_current_context().call_on_close(dist.destroy_process_group)
+    batches = kwargs["batches"]
+    input_shape = kwargs["input_shape"]
     progress = _Progress(batches)
     try:
-        done = scan_target(
-            target_spec,
-            weights=weights,
-            plan=plan,
-            allow_pickle=unsafe_pickle,
-            input_shape=input_shape,
-            batches=batches,
-            seed=seed,
-            device=device,
-            train=train,
-            unit_axis=parse_unit_axes(unit_axis),
-            batch_axis=batch_axis,
-            thresholds=Thresholds(
-                dying=dying,
-                near_linear=near_linear,
-                tiny_slope=tiny_slope,
-                dormant=Thresholds.dormant if dormant is None else dormant,
-            ),
-            progress=progress,
-            activations=activations,
-            dormant=dormant is not None,
-        )
+        done = scan_target(target_spec, weights=_one(weights), progress=progress, **kwargs)
     except ModelError as error:
         if error.where.startswith("forward pass"):
             error.hint = "; ".join(filter(None, (error.hint, _origin(target_spec, input_shape))))
@@ -340,6 +368,9 @@ def scan_command(
             raise InputError(f"--plot {plot}: {error}") from None
     from deadcheck.distributed import rank
 
+    if _is_series(options["weights"]):
+        _scan_series_command(target, fmt, output, tensorboard_dir, plot, force, fail_on, options)
+        return
     report = _run_scan(target, **options).report
     if rank() != 0:  # under torchrun, rank 0 reports
         return
@@ -361,6 +392,53 @@ def scan_command(
     else:
         click.echo(text, nl=False)
     if fail_on is not None and report.fails(fail_on):
+        sys.exit(EXIT_FINDINGS)
+
+
+def _scan_series_command(
+    target: str,
+    fmt: str,
+    output: str | None,
+    tensorboard_dir: str | None,
+    plot: str | None,
+    force: bool,
+    fail_on: str | None,
+    options: dict[str, Any],
+) -> None:
+    """scan with several checkpoints: one report each, the trend across them."""
+    from deadcheck.files import write_bytes_atomic, write_text_atomic
+    from deadcheck.plotting import plot_format
+    from deadcheck.series import plot_series, render_series, scan_series
+
+    weights = options.pop("weights")
+
+    def progress(done: int, path: str) -> None:
+        click.echo(f"deadcheck: checkpoint {done}: {path}", err=True)
+
+    series = scan_series(target, weights, progress=progress, **_scan_kwargs(**options))
+    if tensorboard_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        from deadcheck.tensorboard import custom_layout, log_report
+
+        writer = SummaryWriter(log_dir=tensorboard_dir)
+        try:
+            writer.add_custom_scalars(custom_layout())
+            for step, report in enumerate(series.reports):
+                log_report(writer, report, step)
+        finally:
+            writer.close()
+        click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
+    if plot is not None:
+        write_bytes_atomic(plot, plot_series(series, format=plot_format(plot)), force=force)
+        click.echo(f"deadcheck: wrote {plot}", err=True)
+    text = render_series(series, fmt)
+    if output is not None:
+        write_text_atomic(output, text, force=force)
+        click.echo(f"deadcheck: wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    if fail_on is not None and series.fails(fail_on):
         sys.exit(EXIT_FINDINGS)
 
 
