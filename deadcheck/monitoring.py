@@ -99,7 +99,9 @@ class Monitor:
     ``writer`` takes an existing ``SummaryWriter`` (left open on close);
     ``log_dir`` makes one (closed on close); with neither, nothing is logged
     and the history is still kept. Thresholds (``dying=`` ...) go to
-    :func:`~deadcheck.analysis.analyze`.
+    :func:`~deadcheck.analysis.analyze`. ``activations`` and ``dormant`` are
+    :func:`~deadcheck.recording.record`'s; ``training_only`` counts only forward
+    passes made in training mode, so evaluation inside the loop is left out.
     """
 
     def __init__(
@@ -112,6 +114,9 @@ class Monitor:
         trend: Trend = Trend(),
         unit_axis: Mapping[str, int] | None = None,
         heatmap: bool = True,
+        activations: str = "relu",
+        dormant: bool = False,
+        training_only: bool = False,
         **thresholds: float,
     ) -> None:
         if every < 1:
@@ -129,7 +134,13 @@ class Monitor:
         self._own_writer = False
         self._writer = writer
         self._log_dir = log_dir
-        self._recorder = Recorder(model, unit_axis=unit_axis)
+        self._recorder = Recorder(
+            model,
+            unit_axis=unit_axis,
+            activations=activations,
+            dormant=dormant,
+            training_only=training_only,
+        )
         self._recorder.attach()
 
     @property

@@ -126,6 +126,7 @@ class Recorder:
         batch_axis: int | None = None,
         activations: str = "relu",
         dormant: bool = False,
+        training_only: bool = False,
     ) -> None:
         if activations not in ("relu", "all"):
             raise ValueError(f"activations must be 'relu' or 'all', got {activations!r}")
@@ -146,6 +147,8 @@ class Recorder:
         #: always for kinds outside the ReLU family, which have nothing else to show.
         self._kinds = FAMILY if activations == "relu" else frozenset(KINDS)
         self._dormant = dormant or activations == "all"
+        #: Count only forward passes in training mode (a training loop's evaluation skipped).
+        self._training_only = training_only
         self._handles: list[RemovableHandle] = []
         self._exit = ExitStack()
         self._watch = Watch(self._intercepted)
@@ -243,6 +246,8 @@ class Recorder:
                     # Gradient checkpointing re-runs a forward during backward: it was
                     # counted when it first ran, so its recomputation is not a pass.
                     return
+                if self._training_only and not module.training:
+                    return  # an evaluation pass inside a training loop
                 # The outermost call of this model: a new forward pass starts.
                 self._namer.new_pass()
                 self._layout = None
