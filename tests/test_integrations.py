@@ -169,3 +169,21 @@ def test_a_bad_fail_on_is_refused_when_made(bad: str) -> None:
 
     with pytest.raises(deadcheck.InputError, match="fail_on must be one of"):
         LightningCallback(fail_on=bad)
+
+
+def test_lightning_ddp_on_two_cpu_processes_reports_once_with_counts_summed(tmp_path: Path) -> None:
+    """Two gloo ranks, each half the batches: the one report equals a single process's."""
+    reports = {}
+    for name, kwargs in (
+        ("single", {"devices": 1}),
+        ("ddp", {"devices": 2, "strategy": "ddp_spawn"}),
+    ):
+        root = tmp_path / name
+        callback = LightningCallback(every=1000)  # one window: the whole run
+        trainer = _trainer(root, callback, max_epochs=1, **kwargs)
+        trainer.fit(Module(lr=0.0), _loader())  # lr 0: the same weights on every step
+        found = list(root.rglob("deadcheck.json"))
+        assert len(found) == 1, found  # rank 0 alone writes
+        reports[name] = json.loads(found[0].read_text())
+    assert reports["ddp"]["samples"] == reports["single"]["samples"] == 64
+    assert reports["ddp"]["sites"] == reports["single"]["sites"]
