@@ -187,3 +187,18 @@ def test_lightning_ddp_on_two_cpu_processes_reports_once_with_counts_summed(tmp_
         reports[name] = json.loads(found[0].read_text())
     assert reports["ddp"]["samples"] == reports["single"]["samples"] == 64
     assert reports["ddp"]["sites"] == reports["single"]["sites"]
+
+
+@pytest.mark.parametrize("section", ["## PyTorch Lightning", "## Hugging Face Trainer"])
+def test_the_training_docs_snippets_run(section: str, tmp_path: Path) -> None:
+    """docs/training.md's snippet for each framework is complete and runs as printed."""
+    import subprocess
+    import sys
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text()
+    block = text[text.index(section) :].split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.rglob("deadcheck.json")), "the snippet wrote no report"
