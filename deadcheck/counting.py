@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from deadcheck import kernel
 from deadcheck.activations import ActivationCall
 from deadcheck.errors import RecordingError
 from deadcheck.statistics import SiteId, SiteStats, Slope
@@ -151,6 +152,12 @@ def count_units(
     if not dims:
         x = x.unsqueeze(0)
         dims = [0]
+        axis = 1
+    units = x.shape[axis]
+    positive = torch.zeros(units, dtype=torch.float32)
+    high = None if cap is None else torch.zeros(units, dtype=torch.float32)
+    if kernel.count_into(x, axis, positive, high, cap):
+        return positive, high
     return _indicator_sums(x, dims, cap)
 
 
@@ -290,10 +297,12 @@ class SiteCounter:
             n = part.numel() // units if units else 0
             if self.window_positions + n >= WINDOW:
                 self.settle()
-            positives, high = count_units(part, self.axis, cap=self.saturate_at)
-            self.windows["positive"] += positives
-            if high is not None:
-                self.windows["saturated"] += high
+            positive, saturated = self.windows["positive"], self.windows.get("saturated")
+            if not kernel.count_into(part, self.axis, positive, saturated, self.saturate_at):
+                positives, high = count_units(part, self.axis, cap=self.saturate_at)
+                positive += positives
+                if saturated is not None and high is not None:
+                    saturated += high
             self.window_positions += n
         abs_sum = self.totals.get("abs_sum")
         if abs_sum is not None:

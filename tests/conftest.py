@@ -36,3 +36,12 @@ def golden(request: pytest.FixtureRequest):
         assert text == path.read_text(), f"output differs from {path} (pytest --update-golden)"
 
     return check
+
+
+@pytest.fixture(params=["kernel", "pure-torch"])
+def counting_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the compiled counting kernel (where built) and with pure torch."""
+    from deadcheck import kernel
+
+    monkeypatch.setattr(kernel, "_OFF", request.param == "pure-torch")
+    return str(request.param)

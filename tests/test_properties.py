@@ -157,19 +157,21 @@ def test_count_units_equals_brute_force(
 ) -> None:
     """Exact per-unit counts of x > 0 and x >= cap, NaN marking exactly the units that saw one.
 
-    "device-path" runs, on the CPU, the code that CUDA tensors take.
+    Both run the pure-torch path (tests/test_kernel.py checks the compiled
+    kernel); "device-path" runs, on the CPU, the code that CUDA tensors take.
     """
     import deadcheck.counting as counting
+    from deadcheck import kernel
 
     x, axis, cap, chunk = case
-    saved = counting.CHUNK, counting._in_scratch
-    counting.CHUNK = chunk
+    saved = counting.CHUNK, counting._in_scratch, kernel._OFF
+    counting.CHUNK, kernel._OFF = chunk, True
     if path == "device-path":
         counting._in_scratch = lambda x: False
     try:
         positive, high = counting.count_units(x, axis, cap=cap)
     finally:
-        counting.CHUNK, counting._in_scratch = saved
+        counting.CHUNK, counting._in_scratch, kernel._OFF = saved
     columns = x.double().movedim(axis, -1).reshape(-1, x.shape[axis])
     nan = torch.isnan(columns).any(0)
     assert torch.equal(torch.isnan(positive), nan)

@@ -399,7 +399,7 @@ CHUNKED = [
     ("build", "shape", "channels_last"), [c[1:] for c in CHUNKED], ids=[c[0] for c in CHUNKED]
 )
 def test_chunked_cpu_counting_matches_the_reference(
-    monkeypatch, build, shape, channels_last
+    monkeypatch, counting_path, build, shape, channels_last
 ) -> None:
     """Tiny chunks force the cache-sized sign buffer path, in training mode with autograd."""
     import deadcheck.counting
@@ -424,7 +424,7 @@ def test_chunked_cpu_counting_matches_the_reference(
         assert site.saturated is None or 0 < sum(site.saturated) < site.positions * site.units
 
 
-def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch) -> None:
+def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch, counting_path) -> None:
     """Each thread has its own chunk buffer: concurrent recordings never mix counts."""
     import threading
 
@@ -467,7 +467,7 @@ def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch) -> No
     [("inference", "train", "no_grad"), ("train", "inference", "train")],
     ids=["inference-first", "train-first"],
 )
-def test_grad_modes_in_any_order_count_exactly(monkeypatch, modes) -> None:
+def test_grad_modes_in_any_order_count_exactly(monkeypatch, counting_path, modes) -> None:
     """The chunk buffer and its views are made once, under whatever mode comes first."""
     import deadcheck.counting
     from tests.helpers import Reference

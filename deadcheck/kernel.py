@@ -1,0 +1,168 @@
+"""The compiled counting kernel: each CPU activation counted in one read, on torch's threads.
+
+The pure-torch count (:func:`deadcheck.counting.count_units`) needs an
+indicator, ``ceil(clamp(x, 0, 1))``, written and summed chunk by chunk: about
+three times the cost of one read of the activation. The kernel in
+``_countkernel.c`` reads each value once, as a signed integer of its width,
+and counts x > 0, NaN and x >= cap per unit exactly (the reasoning is in the C
+file). It runs on torch's own OpenMP thread pool, so it adds about what one
+per-unit sum adds (docs/performance.md has the figures).
+
+It is optional. It is built when deadcheck is installed, where a C compiler
+is found; where it is not, or for tensors it does not take (CUDA, non-dense
+views, integer outputs), deadcheck counts with pure torch, and the counts are
+the same, bit for bit (a property test compares the two on zeros, -0.0,
+denormals, infinities and NaN). ``DEADCHECK_KERNEL=torch`` turns it off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from types import ModuleType
+
+import torch
+
+__all__ = ["ENV", "active", "count_into", "status"]
+
+#: The environment variable that, set to ``torch``, makes deadcheck count with pure torch.
+ENV = "DEADCHECK_KERNEL"
+
+_native: ModuleType | None
+try:
+    from deadcheck import _countkernel as _native
+except ImportError as error:  # not built: no compiler at install time
+    _native, _why = None, f"not built ({error})"
+else:
+    _why = ""
+
+_OFF = os.environ.get(ENV, "").strip().lower() == "torch"
+
+#: Per float dtype: its width in bytes, the integer dtype of that width, and +inf's bits.
+_FORMATS: dict[torch.dtype, tuple[int, torch.dtype]] = {
+    torch.float16: (2, torch.int16),
+    torch.bfloat16: (2, torch.int16),
+    torch.float32: (4, torch.int32),
+    torch.float64: (8, torch.int64),
+}
+
+
+def _bits(value: float, dtype: torch.dtype) -> int:
+    """The bits of ``value`` in ``dtype``, read as a signed integer."""
+    return int(torch.tensor(value, dtype=dtype).view(_FORMATS[dtype][1]).item())
+
+
+_INF_BITS = {dtype: _bits(math.inf, dtype) for dtype in _FORMATS}
+_cap_bits: dict[tuple[float, torch.dtype], int | None] = {}
+
+
+def _cap_bits_for(cap: float, dtype: torch.dtype) -> int | None:
+    """``cap``'s bits in ``dtype``, or None where integer order would not be float order.
+
+    That is a cap that is not positive and finite, or one that ``dtype`` does
+    not hold exactly (torch would compare against a rounded cap).
+    """
+    key = (cap, dtype)
+    if key not in _cap_bits:
+        exact = torch.tensor(cap, dtype=dtype).item() == cap
+        usable = exact and 0 < cap < math.inf
+        _cap_bits[key] = _bits(cap, dtype) if usable else None
+    return _cap_bits[key]
+
+
+def active() -> bool:
+    """Whether CPU activations are counted by the compiled kernel."""
+    return _native is not None and not _OFF
+
+
+def status() -> str:
+    """One line for reports and benchmarks: which counting path runs, and why."""
+    if _native is None:
+        return f"pure torch: the compiled kernel is {_why}"
+    if _OFF:
+        return f"pure torch: {ENV}=torch"
+    threads = "on torch's OpenMP threads" if _native.OPENMP else "on one thread (no OpenMP)"
+    return f"compiled kernel, {threads}"
+
+
+def _dense_layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
+    """``x`` in memory order as (outer, units, inner), or None when it is not dense."""
+    shape = x.shape
+    if x.is_contiguous():
+        order: list[int] = list(range(x.ndim))
+    else:
+        strides = x.stride()
+        order = sorted(range(x.ndim), key=lambda d: strides[d], reverse=True)
+        if not x.permute(order).is_contiguous():
+            return None
+    at = order.index(axis)
+    return (
+        math.prod(shape[d] for d in order[:at]),
+        shape[axis],
+        math.prod(shape[d] for d in order[at + 1 :]),
+    )
+
+
+def count_into(
+    x: torch.Tensor,
+    axis: int,
+    positive: torch.Tensor,
+    saturated: torch.Tensor | None,
+    cap: float | None,
+) -> bool:
+    """Add per-unit counts of ``x`` along ``axis`` into float32 windows, if the kernel takes ``x``.
+
+    ``positive`` gets the positions with x > 0 (NaN for a unit that saw a
+    NaN) and ``saturated`` those with x >= ``cap``: the same as adding
+    :func:`deadcheck.counting.count_units`. ``axis`` is in ``range(x.ndim)``.
+    Returns False, having changed nothing, for a tensor the kernel does not
+    take; the caller then counts with pure torch. Each unit may get fewer
+    than 2**24 positions per call (float32 windows are exact below that).
+    """
+    if _native is None or _OFF or x.device.type != "cpu" or x.ndim == 0:
+        return False
+    fmt = _FORMATS.get(x.dtype)
+    if fmt is None or type(x) is not torch.Tensor or x.is_neg() or x.is_quantized:
+        return False
+    cap_bits = 0
+    if cap is not None:
+        found = _cap_bits_for(cap, x.dtype)
+        if found is None or saturated is None:
+            return False
+        cap_bits = found
+    layout = _dense_layout(x, axis)
+    if layout is None:
+        return False
+    outer, units, inner = layout
+    for window in (positive, saturated):
+        if window is not None and not (
+            window.dtype == torch.float32
+            and window.device.type == "cpu"
+            and window.is_contiguous()
+            and window.numel() == units
+        ):
+            raise ValueError(f"windows must be {units} contiguous float32 CPU values")
+    if units == 0 or outer == 0 or inner == 0:
+        return True  # no positions: nothing to add
+    if outer * inner >= 1 << 31:
+        return False
+    try:
+        address = x.data_ptr()
+    except RuntimeError:  # a tensor with no storage of its own (functorch, fake tensors)
+        return False
+    if address == 0:
+        return False
+    _native.count(
+        address,
+        fmt[0],
+        outer,
+        units,
+        inner,
+        positive.data_ptr(),
+        saturated.data_ptr() if saturated is not None else 0,
+        cap_bits,
+        _INF_BITS[x.dtype],
+        cap is not None,
+        torch.get_num_threads(),
+    )
+    return True

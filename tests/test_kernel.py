@@ -1,0 +1,256 @@
+"""The compiled counting kernel against brute force and against the pure-torch path, bit for bit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import deadcheck
+from deadcheck import counting, kernel
+from tests.test_properties import activations
+
+needs_kernel = pytest.mark.skipif(
+    not kernel.active() and not os.environ.get("CI"),
+    reason=f"the compiled kernel is not here: {kernel.status()}",
+)
+
+
+@pytest.fixture
+def threads() -> Iterator[Callable[[int], None]]:
+    """Set torch's thread count for one test, and put it back."""
+    saved = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(saved)
+
+
+def brute_force(x: torch.Tensor, axis: int, cap: float | None) -> tuple[list, list, list | None]:
+    """Per unit: NaN seen, the count of x > 0, the count of x >= cap, from a float64 copy."""
+    columns = x.double().movedim(axis, -1).reshape(-1, x.shape[axis])
+    nan = torch.isnan(columns).any(0)
+    high = None if cap is None else (columns >= cap).sum(0).tolist()
+    return nan.tolist(), (columns > 0).sum(0).tolist(), high
+
+
+def kernel_counts(
+    x: torch.Tensor, axis: int, cap: float | None
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    positive = torch.zeros(x.shape[axis])
+    high = None if cap is None else torch.zeros(x.shape[axis])
+    return (positive, high) if kernel.count_into(x, axis, positive, high, cap) else None
+
+
+def torch_counts(
+    monkeypatch: pytest.MonkeyPatch, x: torch.Tensor, axis: int, cap: float | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    with monkeypatch.context() as patch:
+        patch.setattr(kernel, "_OFF", True)
+        return counting.count_units(x, axis, cap=cap)
+
+
+def assert_same(
+    got: tuple[torch.Tensor, torch.Tensor | None], want: tuple[torch.Tensor, torch.Tensor | None]
+) -> None:
+    assert torch.equal(torch.isnan(got[0]), torch.isnan(want[0]))
+    assert torch.equal(got[0].nan_to_num(-1.0), want[0].nan_to_num(-1.0))
+    assert (got[1] is None) == (want[1] is None)
+    if got[1] is not None and want[1] is not None:
+        assert torch.equal(got[1], want[1])
+
+
+@needs_kernel
+def test_the_kernel_is_built_and_on() -> None:
+    """Where a C compiler is (CI installs with one), the kernel is built and counts by default."""
+    assert kernel.active(), kernel.status()
+    assert kernel.status().startswith("compiled kernel")
+
+
+@needs_kernel
+@settings(max_examples=200, deadline=None)
+@given(activations(), st.sampled_from([1, 2, 3]))
+def test_kernel_equals_brute_force_and_the_torch_path(case, thread_count) -> None:
+    """Zeros, -0.0, denormals, ±inf, NaN and 6.0 in every float dtype, on any axis and layout."""
+    x, axis, cap, _ = case
+    axis %= x.ndim
+    saved = torch.get_num_threads()
+    torch.set_num_threads(thread_count)
+    try:
+        got = kernel_counts(x, axis, cap)
+    finally:
+        torch.set_num_threads(saved)
+    assert got is not None  # every dense float CPU tensor is taken
+    nan, positive, high = brute_force(x, axis, cap)
+    assert torch.isnan(got[0]).tolist() == nan
+    assert [p for p, n in zip(got[0].tolist(), nan, strict=True) if not n] == [
+        p for p, n in zip(positive, nan, strict=True) if not n
+    ]
+    assert (got[1].tolist() if got[1] is not None else None) == high
+    with pytest.MonkeyPatch.context() as patch:
+        assert_same(got, torch_counts(patch, x, axis, cap))
+
+
+def planted(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """A ReLU-like output with a dead unit, a NaN, denormals, ±inf, -0.0 and values past 6."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g).relu() * 5
+    flat = x.view(-1)
+    picks = torch.randint(0, flat.numel(), (40,), generator=g)
+    for i, value in enumerate([-0.0, 1e-45, -1e-45, float("inf"), float("-inf"), 6.0, 7.0, -3.0]):
+        flat[picks[i * 5 : (i + 1) * 5]] = value
+    return x
+
+
+LARGE = [  # above the kernel's parallel threshold, each layout it takes
+    ("nchw", (4, 24, 31, 29), 1, None),
+    ("nchw-relu6", (4, 24, 31, 29), 1, 6.0),
+    ("channels-last", (4, 24, 31, 29), 1, "channels_last"),
+    ("tokens-features-last", (3, 200, 96), 2, None),
+    ("sequence-first-batch-axis-1", (200, 3, 96), 2, 6.0),
+    ("units-first", (40, 7, 250), 0, None),
+    ("many-units-few-positions", (2, 4096, 3, 3), 1, 6.0),
+]
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("shape", "axis", "extra"), [c[1:] for c in LARGE], ids=[c[0] for c in LARGE]
+)
+@pytest.mark.parametrize("thread_count", [1, 2, 3], ids=lambda n: f"{n}-threads")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_kernel_on_large_activations_equals_the_torch_path(
+    monkeypatch, threads, shape, axis, extra, thread_count, dtype
+) -> None:
+    x = planted(shape, seed=len(shape) + shape[axis]).to(dtype)
+    x.view(-1)[7] = float("nan")  # one unit turns NaN
+    if extra == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    cap = extra if isinstance(extra, float) else None
+    threads(thread_count)
+    got = kernel_counts(x, axis, cap)
+    assert got is not None
+    assert int(torch.isnan(got[0]).sum()) == 1
+    assert_same(got, torch_counts(monkeypatch, x, axis, cap))
+    nan, positive, high = brute_force(x, axis, cap)
+    assert [p for p, n in zip(got[0].tolist(), nan, strict=True) if not n] == [
+        p for p, n in zip(positive, nan, strict=True) if not n
+    ]
+    assert (got[1].tolist() if got[1] is not None else None) == high
+
+
+class Tagged(torch.Tensor):
+    """A tensor subclass: its data may not be where data_ptr says."""
+
+
+DECLINED = [  # what the kernel leaves to pure torch, and why
+    ("strided-slice", lambda: torch.randn(4, 6, 10)[:, :, ::2], 1, None),
+    ("integer-output", lambda: torch.randint(-3, 3, (4, 5)), 1, None),
+    ("cap-not-held-in-fp16", lambda: torch.randn(4, 5).half(), 1, 6.1),
+    ("negative-cap", lambda: torch.randn(4, 5), 1, -1.0),
+    ("zero-dim", lambda: torch.tensor(1.5), 0, None),
+    ("tensor-subclass", lambda: torch.randn(4, 5).as_subclass(Tagged), 1, None),
+]
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("make", "axis", "cap"), [c[1:] for c in DECLINED], ids=[c[0] for c in DECLINED]
+)
+def test_the_kernel_declines_what_it_cannot_count_exactly(monkeypatch, make, axis, cap) -> None:
+    """Declined tensors change nothing, and count_units still counts them right via torch."""
+    x = make()
+    units = x.shape[axis] if x.ndim else 1
+    positive, high = torch.zeros(units), torch.zeros(units)
+    assert not kernel.count_into(x, axis, positive, high, cap)
+    assert not positive.any() and not high.any()
+    assert_same(counting.count_units(x, axis, cap=cap), torch_counts(monkeypatch, x, axis, cap))
+
+
+def test_bad_windows_are_refused_before_any_write() -> None:
+    if not kernel.active():
+        pytest.skip(kernel.status())
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kernel.count_into(torch.randn(4, 5), 1, torch.zeros(4), None, None)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kernel.count_into(torch.randn(4, 5), 1, torch.zeros(5, dtype=torch.float64), None, None)
+
+
+def test_recording_with_and_without_the_kernel_gives_equal_stats(tmp_path) -> None:
+    """DEADCHECK_KERNEL=torch in a fresh process: the status line says so, and stats are equal."""
+    script = tmp_path / "record.py"
+    script.write_text(
+        "import json, torch\n"
+        "from torch import nn\n"
+        "import deadcheck\n"
+        "from deadcheck import kernel\n"
+        "torch.manual_seed(0)\n"
+        "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU6(), nn.Conv2d(16, 8, 1), nn.ReLU())\n"
+        "m[0].bias.data[:3] = -100\n"
+        "with torch.no_grad(), deadcheck.record(m) as rec:\n"
+        "    for _ in range(3):\n"
+        "        m(torch.randn(4, 3, 40, 40) * 4)\n"
+        "print(json.dumps([kernel.status(), rec.stats().to_dict()]))\n"
+    )
+
+    def run(env: dict[str, str]) -> tuple[str, dict]:
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **env},
+        )
+        import json
+
+        status, stats = json.loads(done.stdout)
+        return status, stats
+
+    plain_status, plain = run({"DEADCHECK_KERNEL": "torch"})
+    kernel_status, compiled = run({})
+    assert plain_status == "pure torch: DEADCHECK_KERNEL=torch"
+    assert kernel_status == kernel.status()
+    assert compiled == plain
+    conv = next(site for site in compiled["sites"] if site["kind"] == "ReLU6")
+    assert conv["zeros"][:3] == [conv["positions"]] * 3  # the planted dead units
+
+
+@needs_kernel
+def test_models_counted_in_two_threads_at_once_by_the_kernel() -> None:
+    """The kernel keeps no state between calls: two threads recording at once stay exact."""
+    import threading
+
+    from tests.helpers import Reference
+
+    results: list = []
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            torch.manual_seed(seed)
+            model = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 8, 1), nn.ReLU6())
+            reference = Reference(model)
+            try:
+                with torch.no_grad(), deadcheck.record(model) as rec:
+                    for _ in range(10):
+                        model(torch.randn(4, 3, 40, 40) * 10)
+            finally:
+                reference.close()
+            results.append((reference, rec.stats()))
+        except BaseException as error:  # surfaced in the main thread below
+            errors.append(error)
+
+    workers = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors and len(results) == 2
+    for reference, stats in results:
+        for site in stats.sites:
+            reference.check(site)
