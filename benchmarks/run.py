@@ -6,7 +6,9 @@ Run: ``python benchmarks/run.py`` (about fifteen minutes on 2 CPU cores;
 For each model and mode the loop alternates plain forward, recorded forward,
 plain, recorded, ... with the recorders taking turns, and reports the median
 of the per-pair time ratios, so slow drifts of the machine cancel out and hit
-every column alike. Beside deadcheck it measures two
+every column alike. deadcheck is timed three ways: in steady state, on the
+first pass of a fresh recorder (what a one-batch scan pays), and with its
+compiled counting kernel off (pure torch). Beside it the benchmark measures two
 recorders written the obvious way: a per-channel ``(out > 0).sum(dims)``
 forward hook, and per-layer statistics read with ``.item()`` every batch as
 popular training libraries record them; and, as the floor that no exact
@@ -31,6 +33,7 @@ import torchvision
 from torch import nn
 
 import deadcheck
+from deadcheck import kernel
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)
 
@@ -124,9 +127,26 @@ class FirstPass:
             self.recorder = None
 
 
+class PureTorch:
+    """deadcheck with its compiled counting kernel off: what users without a C compiler get."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.recorder = deadcheck.Recorder(model)
+        self.off = contextlib.ExitStack()
+
+    def attach(self) -> None:
+        self.off.enter_context(kernel.disabled())
+        self.recorder.attach()
+
+    def detach(self) -> None:
+        self.recorder.detach()
+        self.off.close()
+
+
 RECORDERS: dict[str, Callable[[nn.Module], Any]] = {
     "deadcheck": deadcheck.Recorder,
     "deadcheck 1st pass": FirstPass,
+    "deadcheck pure torch": PureTorch,
     "hook (out>0).sum": NaiveHooks,
     "per-layer .item()": ItemStats,
     "fastai ActivationStats": FastaiStats,
@@ -263,6 +283,7 @@ def main() -> None:
         cpu = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), cpu)
     print(f"date: {datetime.date.today()}  torch {torch.__version__}  threads {args.threads}")
     print(f"cpu: {cpu}" + (f"  cuda: {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
+    print(f"counting: {kernel.status()}")
     print(
         f"median of {pairs} interleaved pairs, recorded / plain {args.clock} time (1.00 = free)\n"
     )

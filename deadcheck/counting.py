@@ -1,5 +1,9 @@
 """Device-side counters for one activation site, and their one-shot move to the host.
 
+On the CPU, the compiled kernel of :mod:`deadcheck.kernel` counts each call
+in one read where it is built; everywhere else (CUDA, no compiler, tensors it
+declines) the pure-torch count below runs, with the same counts bit for bit.
+
 Per call, a site maps the activation to an indicator, ``ceil(clamp(x, 0, 1))``:
 1 for every positive value (however tiny), 0 for zero and below, NaN for NaN
 (``sign`` would not do: torch gives ``sign(nan) == 0``). Summed per unit, it

@@ -17,13 +17,15 @@ denormals, infinities and NaN). ``DEADCHECK_KERNEL=torch`` turns it off.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from types import ModuleType
 
 import torch
 
-__all__ = ["ENV", "active", "count_into", "status"]
+__all__ = ["ENV", "active", "count_into", "disabled", "status"]
 
 #: The environment variable that, set to ``torch``, makes deadcheck count with pure torch.
 ENV = "DEADCHECK_KERNEL"
@@ -75,6 +77,21 @@ def active() -> bool:
     return _native is not None and not _OFF
 
 
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Count with pure torch inside the block (process-wide: every thread's recorders).
+
+    For comparing the two paths, as the benchmark does; ``DEADCHECK_KERNEL=torch``
+    does the same for a whole process.
+    """
+    global _OFF
+    saved, _OFF = _OFF, True
+    try:
+        yield
+    finally:
+        _OFF = saved
+
+
 def status() -> str:
     """One line for reports and benchmarks: which counting path runs, and why."""
     if _native is None:
@@ -103,6 +120,40 @@ def _dense_layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
     )
 
 
+#: What the kernel needs to know of a tensor geometry, worked out once per geometry:
+#: (width, outer, units, inner, cap bits, inf bits), or None where the kernel declines it.
+_Plan = tuple[int, int, int, int, int, int]
+_plans: dict[tuple[object, ...], _Plan | None] = {}
+
+
+def _plan(x: torch.Tensor, axis: int, cap: float | None) -> _Plan | None:
+    fmt = _FORMATS.get(x.dtype)
+    if fmt is None or x.device.type != "cpu" or x.ndim == 0:
+        return None
+    cap_bits = 0
+    if cap is not None:
+        found = _cap_bits_for(cap, x.dtype)
+        if found is None:
+            return None
+        cap_bits = found
+    layout = _dense_layout(x, axis)
+    if layout is None:
+        return None
+    outer, units, inner = layout
+    if outer * inner >= 1 << 31:
+        return None
+    return fmt[0], outer, units, inner, cap_bits, _INF_BITS[x.dtype]
+
+
+def _fits(window: torch.Tensor | None, units: int) -> bool:
+    return window is None or (
+        window.dtype == torch.float32
+        and window.device.type == "cpu"
+        and window.is_contiguous()
+        and window.numel() == units
+    )
+
+
 def count_into(
     x: torch.Tensor,
     axis: int,
@@ -119,33 +170,22 @@ def count_into(
     take; the caller then counts with pure torch. Each unit may get fewer
     than 2**24 positions per call (float32 windows are exact below that).
     """
-    if _native is None or _OFF or x.device.type != "cpu" or x.ndim == 0:
+    if _native is None or _OFF or type(x) is not torch.Tensor or x.is_neg():
         return False
-    fmt = _FORMATS.get(x.dtype)
-    if fmt is None or type(x) is not torch.Tensor or x.is_neg() or x.is_quantized:
+    key = (x.shape, x.stride(), x.dtype, x.device, axis, cap)
+    if key in _plans:
+        plan = _plans[key]
+    else:
+        if len(_plans) >= 4096:  # shapes that keep changing (sequence lengths) stay bounded
+            _plans.clear()
+        plan = _plans[key] = _plan(x, axis, cap)
+    if plan is None or (cap is not None and saturated is None):
         return False
-    cap_bits = 0
-    if cap is not None:
-        found = _cap_bits_for(cap, x.dtype)
-        if found is None or saturated is None:
-            return False
-        cap_bits = found
-    layout = _dense_layout(x, axis)
-    if layout is None:
-        return False
-    outer, units, inner = layout
-    for window in (positive, saturated):
-        if window is not None and not (
-            window.dtype == torch.float32
-            and window.device.type == "cpu"
-            and window.is_contiguous()
-            and window.numel() == units
-        ):
-            raise ValueError(f"windows must be {units} contiguous float32 CPU values")
-    if units == 0 or outer == 0 or inner == 0:
+    width, outer, units, inner, cap_bits, inf_bits = plan
+    if not (_fits(positive, units) and _fits(saturated, units)):
+        raise ValueError(f"windows must be {units} contiguous float32 CPU values")
+    if outer == 0 or units == 0 or inner == 0:
         return True  # no positions: nothing to add
-    if outer * inner >= 1 << 31:
-        return False
     try:
         address = x.data_ptr()
     except RuntimeError:  # a tensor with no storage of its own (functorch, fake tensors)
@@ -154,14 +194,14 @@ def count_into(
         return False
     _native.count(
         address,
-        fmt[0],
+        width,
         outer,
         units,
         inner,
         positive.data_ptr(),
         saturated.data_ptr() if saturated is not None else 0,
         cap_bits,
-        _INF_BITS[x.dtype],
+        inf_bits,
         cap is not None,
         torch.get_num_threads(),
     )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from deadcheck import kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,6 +24,7 @@ def load_benchmark():
 
 def test_every_recorder_gives_a_ratio_and_leaves_no_hooks() -> None:
     bench = load_benchmark()
+    was_active = kernel.active()
     model = bench.deep_mlp(width=8, depth=2)
     x = torch.randn(4, 8)
     for train in (False, True):
@@ -29,6 +32,7 @@ def test_every_recorder_gives_a_ratio_and_leaves_no_hooks() -> None:
         assert len(cells) == len(bench.RECORDERS)
         assert all(c > 0 for c in cells)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert kernel.active() == was_active  # the pure-torch column puts the kernel back
 
 
 def test_memory_stays_flat() -> None:
