@@ -18,6 +18,7 @@ denormals, infinities and NaN). ``DEADCHECK_KERNEL=torch`` turns it off.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 from collections.abc import Iterator
@@ -30,13 +31,15 @@ __all__ = ["ENV", "active", "count_into", "disabled", "status"]
 #: The environment variable that, set to ``torch``, makes deadcheck count with pure torch.
 ENV = "DEADCHECK_KERNEL"
 
-_native: ModuleType | None
-try:
-    from deadcheck import _countkernel as _native
-except ImportError as error:  # not built: no compiler at install time
-    _native, _why = None, f"not built ({error})"
-else:
-    _why = ""
+
+def _load() -> tuple[ModuleType | None, str]:
+    try:
+        return importlib.import_module("deadcheck._countkernel"), ""
+    except ImportError as error:  # not built: no compiler at install time
+        return None, f"not built ({error})"
+
+
+_native, _why = _load()
 
 _OFF = os.environ.get(ENV, "").strip().lower() == "torch"
 
