@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from deadcheck.activations import ActivationCall, is_family_module, module_call
+from deadcheck.codescan import closed, model_names, passes_callables
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
 from deadcheck.interception import Watch
@@ -87,6 +88,11 @@ def _on_stack(module: nn.Module, kinds: frozenset[str]) -> bool:
     if is_family_module(module, kinds) or isinstance(module, nn.Sequential):
         return True
     return not _is_torch_layer(module) or bool(module._modules)
+
+
+#: When a module's calls turn the function mode on: never (activation modules, containers),
+#: always (code that may call F.relu), or when handed a callable (code that provably cannot).
+_NEVER, _ALWAYS, _IF_HANDED_CALLABLES = 0, 1, 2
 
 
 def _runs_own_activations(module: nn.Module, kinds: frozenset[str]) -> bool:
@@ -156,6 +162,8 @@ class Recorder:
         self._paths: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
+        #: Per entry of the stack: whether its call turned the function mode on.
+        self._entered: list[bool] = []
         self._layout: Layout | None = None
         self._places: dict[tuple[str, int], SitePlace] = {}
         self._counters: dict[tuple[str, int], SiteCounter] = {}
@@ -174,6 +182,7 @@ class Recorder:
         try:
             if self._compiled:
                 self._exit.enter_context(eager())
+            names = model_names(self.model.modules())
             for path, module in self.model.named_modules():
                 if isinstance(module, torch.jit.ScriptModule):
                     raise RecordingError(
@@ -185,7 +194,9 @@ class Recorder:
                 self._family[key] = is_family_module(module, self._kinds)
                 layout = layout_of(module)
                 if module is self.model or _on_stack(module, self._kinds):
-                    watch = _runs_own_activations(module, self._kinds)
+                    watch = _NEVER
+                    if _runs_own_activations(module, self._kinds):
+                        watch = _IF_HANDED_CALLABLES if closed(module, names) else _ALWAYS
                     self._handles.append(
                         module.register_forward_pre_hook(
                             self._make_pre_hook(key, watch), with_kwargs=True
@@ -193,7 +204,7 @@ class Recorder:
                     )
                     self._handles.append(
                         module.register_forward_hook(
-                            self._make_post_hook(key, layout, watch), always_call=True
+                            self._make_post_hook(key, layout), always_call=True
                         )
                     )
                 elif layout is not None:
@@ -219,6 +230,7 @@ class Recorder:
                 self._exit.close()  # the compile stance, where it was changed
             finally:
                 self._stack.clear()
+                self._entered.clear()
                 self._watch.stop()
                 self._attached = False
 
@@ -239,7 +251,7 @@ class Recorder:
     def attached(self) -> bool:
         return self._attached
 
-    def _make_pre_hook(self, key: int, watch: bool) -> Any:
+    def _make_pre_hook(self, key: int, watch: int) -> Any:
         def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if not self._stack:
                 if _recomputing():
@@ -252,13 +264,17 @@ class Recorder:
                 self._namer.new_pass()
                 self._layout = None
                 self._samples += _batch_size(args, kwargs, self._batch_axis)
+            entered = watch == _ALWAYS or (
+                watch == _IF_HANDED_CALLABLES and passes_callables(args, kwargs)
+            )
             self._stack.append(key)
-            if watch:
+            self._entered.append(entered)
+            if entered:
                 self._watch.enter()
 
         return pre_hook
 
-    def _make_post_hook(self, key: int, layout: Layout | None, watch: bool) -> Any:
+    def _make_post_hook(self, key: int, layout: Layout | None) -> Any:
         family = self._family[key]
 
         def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -271,7 +287,7 @@ class Recorder:
                 if isinstance(counted, torch.Tensor):
                     self._observe(call, counted, output)
             stack.pop()
-            if watch:
+            if self._entered.pop():
                 self._watch.exit()
             if layout is not None:
                 self._layout = layout
