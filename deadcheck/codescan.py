@@ -15,9 +15,9 @@ names that torch's namespaces or the model's own submodules and parameters
 define; nested functions, comprehensions, closures and default values, read
 in turn. Any other name (a family name, ``getattr``, an object of unknown
 kind, a class that could be an activation module) keeps the mode on, and so
-does reading more than a few calls deep. A callable passed in as an argument
-cannot be seen here: the recorder keeps the mode on for any call of a closed
-module that receives one.
+does reading more than a few calls deep. What a caller hands the module as
+an argument cannot be seen here: the recorder keeps the mode on for any call
+of a closed module that receives anything but tensors and plain values.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from torch import nn
 
 from deadcheck.activations import CALLS
 
-__all__ = ["ModelNames", "closed", "model_names", "passes_callables"]
+__all__ = ["ModelNames", "closed", "hands_code", "model_names"]
 
 #: Names of the functional activations (and their in-place forms).
 _FAMILY = frozenset(getattr(f, "__name__", "") for f in CALLS) - {""}
@@ -326,17 +326,22 @@ def closed(module: nn.Module, names: ModelNames) -> bool:
         return False
 
 
-def passes_callables(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether a call hands the module something it could call (a function, a module)."""
+def hands_code(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a call hands the module anything that could run code.
+
+    That is anything but tensors and plain values (and lists, tuples and
+    dicts of them): a function, a module, or an object of unknown kind whose
+    methods the module may call.
+    """
     for value in (*args, *kwargs.values()):
         if isinstance(value, torch.Tensor) or _is_value(value):
             continue
         if isinstance(value, (tuple, list)):
-            if passes_callables(tuple(value), {}):
+            if hands_code(tuple(value), {}):
                 return True
         elif isinstance(value, dict):
-            if passes_callables((), value):
+            if hands_code((), value):
                 return True
-        elif callable(value):
+        else:
             return True
     return False

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from deadcheck.activations import ActivationCall, is_family_module, module_call
-from deadcheck.codescan import closed, model_names, passes_callables
+from deadcheck.codescan import closed, hands_code, model_names
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
 from deadcheck.interception import Watch
@@ -91,8 +91,8 @@ def _on_stack(module: nn.Module, kinds: frozenset[str]) -> bool:
 
 
 #: When a module's calls turn the function mode on: never (activation modules, containers),
-#: always (code that may call F.relu), or when handed a callable (code that provably cannot).
-_NEVER, _ALWAYS, _IF_HANDED_CALLABLES = 0, 1, 2
+#: always (code that may call F.relu), or when handed code (code that provably cannot).
+_NEVER, _ALWAYS, _IF_HANDED_CODE = 0, 1, 2
 
 
 def _runs_own_activations(module: nn.Module, kinds: frozenset[str]) -> bool:
@@ -196,7 +196,7 @@ class Recorder:
                 if module is self.model or _on_stack(module, self._kinds):
                     watch = _NEVER
                     if _runs_own_activations(module, self._kinds):
-                        watch = _IF_HANDED_CALLABLES if closed(module, names) else _ALWAYS
+                        watch = _IF_HANDED_CODE if closed(module, names) else _ALWAYS
                     self._handles.append(
                         module.register_forward_pre_hook(
                             self._make_pre_hook(key, watch), with_kwargs=True
@@ -264,9 +264,7 @@ class Recorder:
                 self._namer.new_pass()
                 self._layout = None
                 self._samples += _batch_size(args, kwargs, self._batch_axis)
-            entered = watch == _ALWAYS or (
-                watch == _IF_HANDED_CALLABLES and passes_callables(args, kwargs)
-            )
+            entered = watch == _ALWAYS or (watch == _IF_HANDED_CODE and hands_code(args, kwargs))
             self._stack.append(key)
             self._entered.append(entered)
             if entered:

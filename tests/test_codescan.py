@@ -193,6 +193,21 @@ def test_a_callable_handed_to_a_closed_module_is_counted() -> None:
     assert (site.positions, site.zeros[:2]) == (10, (10, 0))
 
 
+class HandedObject(Base):
+    def forward(self, x: torch.Tensor, gadget: Gadget) -> torch.Tensor:
+        return gadget.go(self.lin(x))
+
+
+def test_an_object_handed_to_a_closed_module_is_counted() -> None:
+    """Not a callable, but its methods may call F.relu: the mode is on for that call."""
+    model = HandedObject()
+    with deadcheck.record(model) as rec:
+        model(torch.randn(5, 3), Gadget())
+        model(torch.randn(5, 3), gadget=Gadget())
+    (site,) = rec.stats().sites
+    assert (site.positions, site.zeros[:2]) == (10, (10, 0))
+
+
 def test_an_instance_forward_keeps_the_mode_on() -> None:
     model = Base()
     model.forward = lambda x: F.relu(model.lin(x))  # type: ignore[method-assign]
