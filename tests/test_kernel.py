@@ -11,9 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
-import deadcheck
 from deadcheck import counting, kernel
 from tests.test_properties import activations
 
@@ -222,39 +220,3 @@ def test_recording_with_and_without_the_kernel_gives_equal_stats(tmp_path) -> No
     assert compiled == plain == missing
     conv = next(site for site in compiled["sites"] if site["kind"] == "ReLU6")
     assert conv["zeros"][:3] == [conv["positions"]] * 3  # the planted dead units
-
-
-@needs_kernel
-def test_models_counted_in_two_threads_at_once_by_the_kernel() -> None:
-    """The kernel keeps no state between calls: two threads recording at once stay exact."""
-    import threading
-
-    from tests.helpers import Reference
-
-    results: list = []
-    errors: list[BaseException] = []
-
-    def work(seed: int) -> None:
-        try:
-            torch.manual_seed(seed)
-            model = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 8, 1), nn.ReLU6())
-            reference = Reference(model)
-            try:
-                with torch.no_grad(), deadcheck.record(model) as rec:
-                    for _ in range(10):
-                        model(torch.randn(4, 3, 40, 40) * 10)
-            finally:
-                reference.close()
-            results.append((reference, rec.stats()))
-        except BaseException as error:  # surfaced in the main thread below
-            errors.append(error)
-
-    workers = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert not errors and len(results) == 2
-    for reference, stats in results:
-        for site in stats.sites:
-            reference.check(site)
