@@ -136,6 +136,18 @@ def _indicator_sums(
     return count, torch.ge(x, cap, out=scratch).sum(dims, dtype=torch.float32)
 
 
+def _per_unit(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, int, list[int]]:
+    """``x`` with at least two axes, the unit axis in ``range(ndim)``, and the other axes."""
+    if x.is_quantized:
+        raise TypeError("quantized activations are not supported; record the float model")
+    if x.ndim == 0:
+        x = x.reshape(1)
+    axis %= x.ndim
+    if x.ndim == 1:
+        return x.unsqueeze(0), 1, [0]
+    return x, axis, [d for d in range(x.ndim) if d != axis]
+
+
 def count_units(
     x: torch.Tensor,
     axis: int,
@@ -147,21 +159,12 @@ def count_units(
     Both are float32, exact below 2**24 positions per unit; the first is NaN
     for a unit that saw a NaN.
     """
-    if x.is_quantized:
-        raise TypeError("quantized activations are not supported; record the float model")
-    if x.ndim == 0:
-        x = x.reshape(1)
-    axis %= x.ndim
-    dims = [d for d in range(x.ndim) if d != axis]
-    if not dims:
-        x = x.unsqueeze(0)
-        dims = [0]
-        axis = 1
-    units = x.shape[axis]
-    positive = torch.zeros(units, dtype=torch.float32)
-    high = None if cap is None else torch.zeros(units, dtype=torch.float32)
-    if kernel.count_into(x, axis, positive, high, cap):
-        return positive, high
+    x, axis, dims = _per_unit(x, axis)
+    if kernel.active() and x.device.type == "cpu":
+        positive = torch.zeros(x.shape[axis], dtype=torch.float32)
+        high = None if cap is None else torch.zeros(x.shape[axis], dtype=torch.float32)
+        if kernel.count_into(x, axis, positive, high, cap):
+            return positive, high
     return _indicator_sums(x, dims, cap)
 
 
@@ -303,7 +306,9 @@ class SiteCounter:
                 self.settle()
             positive, saturated = self.windows["positive"], self.windows.get("saturated")
             if not kernel.count_into(part, self.axis, positive, saturated, self.saturate_at):
-                positives, high = count_units(part, self.axis, cap=self.saturate_at)
+                # the kernel declined this tensor: count with pure torch, not the kernel again
+                flat, _, dims = _per_unit(part, self.axis)
+                positives, high = _indicator_sums(flat, dims, self.saturate_at)
                 positive += positives
                 if saturated is not None and high is not None:
                     saturated += high
