@@ -16,6 +16,7 @@ new function is one row.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from deadcheck.kinds import FAMILY, kind
 
 __all__ = [
     "CALLS",
+    "COMPOSITE_KINDS",
     "MODULE_KINDS",
     "ActivationCall",
     "is_family_module",
@@ -120,6 +122,52 @@ CALLS: dict[Any, _Parser] = {
     F.softplus: _fixed("Softplus"),
 }
 
+# torch's C entry points, called directly by some code, take the same arguments.
+_C_NN = torch._C._nn
+for _name, _parser in (
+    ("leaky_relu", _leaky),
+    ("leaky_relu_", _leaky),
+    ("relu6", _fixed("ReLU6")),
+    ("relu6_", _fixed("ReLU6")),
+    ("hardtanh", _hardtanh),
+    ("hardtanh_", _hardtanh),
+    ("gelu", _fixed("GELU")),
+    ("silu", _fixed("SiLU")),
+    ("mish", _fixed("Mish")),
+    ("elu", _fixed("ELU")),
+    ("hardswish", _fixed("Hardswish")),
+    ("softplus", _fixed("Softplus")),
+):
+    if hasattr(_C_NN, _name):
+        CALLS.setdefault(getattr(_C_NN, _name), _parser)
+
+# ATen operators, as graphs from torch.export and torch.fx's aten tracing call them
+# (the function mode sees each ``torch.ops.aten.X.default`` call).
+_ATEN = torch.ops.aten
+for _name, _parser in (
+    ("relu", _fixed("ReLU")),
+    ("relu_", _fixed("ReLU")),
+    ("relu6", _fixed("ReLU6")),
+    ("hardtanh", _hardtanh),
+    ("hardtanh_", _hardtanh),
+    ("leaky_relu", _leaky),
+    ("leaky_relu_", _leaky),
+    ("prelu", _prelu),
+    ("_prelu_kernel", _prelu),
+    ("rrelu", _rrelu),
+    ("gelu", _fixed("GELU")),
+    ("silu", _fixed("SiLU")),
+    ("silu_", _fixed("SiLU")),
+    ("mish", _fixed("Mish")),
+    ("elu", _fixed("ELU")),
+    ("celu", _fixed("CELU")),
+    ("selu", _fixed("SELU")),
+    ("hardswish", _fixed("Hardswish")),
+    ("softplus", _fixed("Softplus")),
+):
+    with contextlib.suppress(AttributeError, RuntimeError):  # an operator torch lacks
+        CALLS.setdefault(getattr(_ATEN, _name).default, _parser)
+
 
 def _module_slope(module: nn.Module) -> float | torch.Tensor | None:
     if isinstance(module, nn.LeakyReLU):
@@ -152,10 +200,61 @@ MODULE_KINDS: dict[type[nn.Module], str] = {
 }
 
 
+#: Activation modules of other libraries, by (module, class name): the ones whose
+#: forward computes the activation from other ops (GPT-2's ``gelu_new`` is a tanh
+#: formula, CLIP's ``quick_gelu`` x * sigmoid(1.702 x)), so no call of ours shows it.
+#: Matched by name, so the libraries are never imported.
+COMPOSITE_KINDS: dict[tuple[str, str], str] = {
+    **{
+        ("transformers.activations", name): kind_name
+        for name, kind_name in (
+            ("NewGELUActivation", "GELU"),
+            ("GELUActivation", "GELU"),
+            ("FastGELUActivation", "GELU"),
+            ("QuickGELUActivation", "GELU"),
+            ("ClippedGELUActivation", "GELU"),
+            ("AccurateGELUActivation", "GELU"),
+            ("GELUTanh", "GELU"),
+            ("PytorchGELUTanh", "GELU"),
+            ("SiLUActivation", "SiLU"),
+            ("MishActivation", "Mish"),
+        )
+    },
+    **{
+        (module, name): kind_name
+        for module in ("timm.layers.activations", "timm.layers.activations_me")
+        for name, kind_name in (
+            ("Swish", "SiLU"),
+            ("SwishMe", "SiLU"),
+            ("Mish", "Mish"),
+            ("MishMe", "Mish"),
+            ("HardSwish", "Hardswish"),
+            ("HardSwishMe", "Hardswish"),
+            ("GELU", "GELU"),
+            ("GELUTanh", "GELU"),
+            ("QuickGELU", "GELU"),
+            ("Sigmoid", "Sigmoid"),
+            ("Tanh", "Tanh"),
+        )
+    },
+}
+
+
 def module_kind(module: nn.Module) -> str | None:
-    """The family kind of a module instance, or None."""
-    for cls in type(module).__mro__:
+    """The kind of an activation module instance, or None.
+
+    ``nn.Hardtanh(0, 6)`` is ReLU6 by another name; other Hardtanh ranges are
+    not ReLUs.
+    """
+    mro = type(module).__mro__
+    for cls in mro:
         name = MODULE_KINDS.get(cls)  # type: ignore[call-overload]
+        if name is not None:
+            return name
+    if isinstance(module, nn.Hardtanh):
+        return "ReLU6" if (module.min_val, module.max_val) == (0.0, 6.0) else None
+    for cls in mro:
+        name = COMPOSITE_KINDS.get((cls.__module__, cls.__name__))
         if name is not None:
             return name
     return None

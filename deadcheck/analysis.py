@@ -118,6 +118,8 @@ class SiteReport:
     #: report's ``thresholds.dormant`` (None: no dormant statistics were recorded).
     mean_abs: tuple[float, ...] | None = None
     dormant_units: tuple[int, ...] | None = None
+    #: What decided the unit axis, in words (see :attr:`SiteStats.axis_source`).
+    axis_source: str | None = None
 
     @property
     def name(self) -> str:
@@ -183,6 +185,7 @@ class SiteReport:
             shape=site.shape,
             mean_abs=site.mean_abs,
             dormant_units=site.dormant_units(dormant) if site.abs_sum is not None else None,
+            axis_source=site.axis_source,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +199,7 @@ class SiteReport:
             "occurrences": self.id.occurrences,
             "units": self.units,
             "unit_axis": self.unit_axis,
+            "unit_axis_source": self.axis_source,
             "calls": self.calls,
             "positions": self.positions,
             "zero_fraction": list(self.zero_fraction),

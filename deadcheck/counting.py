@@ -240,6 +240,8 @@ class SiteCounter:
     positions: int = 0
     calls: int = 0
     window_positions: int = 0
+    #: What decided the unit axis, in words (the report shows it).
+    axis_source: str | None = None
 
     @classmethod
     def create(
@@ -251,6 +253,7 @@ class SiteCounter:
         axis: int | None,
         dormant: bool = False,
         output: torch.Tensor | None = None,
+        axis_source: str | None = None,
     ) -> SiteCounter:
         """A counter shaped for ``x``, already holding the counts of ``x``.
 
@@ -259,7 +262,14 @@ class SiteCounter:
         """
         if x.is_quantized:
             raise TypeError("quantized activations are not supported; record the float model")
-        axis = unit_axis(x.ndim, layout, override=axis, weight_axis=_per_unit_weight_axis(call))
+        weight_axis = _per_unit_weight_axis(call)
+        if axis is not None:
+            axis_source = "given (unit_axis)"
+        elif weight_axis is not None and x.ndim >= 2:
+            axis_source = "the axis its per-unit PReLU slope acts on"
+        elif x.ndim <= 1:
+            axis_source = None
+        axis = unit_axis(x.ndim, layout, override=axis, weight_axis=weight_axis)
         units = int(x.shape[axis]) if x.ndim else 1
         kept = [state for state in STATES if state.needs(call, dormant)]
         # Counters must be ordinary tensors even when the first call runs under
@@ -285,6 +295,7 @@ class SiteCounter:
             saturate_at=call.saturate_at,
             slope=None,
             shape=tuple(x.shape),
+            axis_source=axis_source,
         )
         counter.add(call, x, output)
         return counter
@@ -392,6 +403,7 @@ class SiteCounter:
             slope=slope,
             shape=self.shape,
             abs_sum=reals.get("abs_sum"),
+            axis_source=self.axis_source,
         )
 
 

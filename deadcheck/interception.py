@@ -82,6 +82,11 @@ class Watch:
         self.callback = callback
         self._depth = 0
 
+    @property
+    def watching(self) -> bool:
+        """Whether this recorder's calls are being watched now."""
+        return self._depth > 0
+
     def enter(self) -> None:
         self._depth += 1
         if self._depth == 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import warnings
@@ -248,6 +249,12 @@ def _torchvision(name: str) -> Target:
         kwargs: dict[str, Any] = {}
         if name in ("googlenet", "inception_v3"):
             kwargs["init_weights"] = False
+        builder = torchvision.models.get_model_builder(name)
+        if "weights_backbone" in inspect.signature(builder).parameters:
+            # Detection and segmentation builders default to ImageNet backbone weights,
+            # which would be downloaded and give a partly pretrained model: random, as
+            # for every other torchvision target.
+            kwargs["weights_backbone"] = None
         model = torchvision.models.get_model(name, weights=None, **kwargs)
     return Target(
         name=f"torchvision:{name}",

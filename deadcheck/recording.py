@@ -27,14 +27,14 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from deadcheck.activations import ActivationCall, is_family_module, module_call
-from deadcheck.codescan import closed, hands_code, model_names
+from deadcheck.codescan import Reading, hands_code, model_names, reading
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
 from deadcheck.interception import Watch
 from deadcheck.kinds import FAMILY, KINDS
 from deadcheck.naming import SiteNamer, SitePlace
 from deadcheck.statistics import SiteId, Stats, UncountedSite
-from deadcheck.units import Layout, layout_of
+from deadcheck.units import Layout, Producer, layout_of, pick_layout
 from deadcheck.wrappers import eager, is_compiled, unwrap
 
 if TYPE_CHECKING:
@@ -79,6 +79,24 @@ def _is_torch_layer(module: nn.Module) -> bool:
     return type(module).__module__.startswith("torch.nn.")
 
 
+#: Forward methods that only call children: a container running them calls no activation.
+_CONTAINER_FORWARDS = (nn.Sequential.forward, nn.Module.forward)
+
+
+def _own_code(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs code other than torch's own for its class.
+
+    A forward (or ``__call__``) replaced on the instance, defined by a subclass,
+    or a class outside ``torch.nn`` all count as the model's code.
+    """
+    cls = type(module)
+    if "forward" in module.__dict__ or cls.__call__ is not nn.Module.__call__:
+        return True
+    if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        return cls.forward not in _CONTAINER_FORWARDS  # a subclass with a forward of its own
+    return not _is_torch_layer(module) or bool(module._modules)
+
+
 def _on_stack(module: nn.Module, kinds: frozenset[str]) -> bool:
     """Whether a module takes part in naming sites: activations, callers, containers.
 
@@ -87,24 +105,54 @@ def _on_stack(module: nn.Module, kinds: frozenset[str]) -> bool:
     """
     if is_family_module(module, kinds) or isinstance(module, nn.Sequential):
         return True
-    return not _is_torch_layer(module) or bool(module._modules)
+    return _own_code(module)
 
 
-#: When a module's calls turn the function mode on: never (activation modules, containers),
-#: always (code that may call F.relu), or when handed code (code that provably cannot).
-_NEVER, _ALWAYS, _IF_HANDED_CODE = 0, 1, 2
+#: When a module's calls turn the function mode on: never (activation modules, plain
+#: containers), always (code that may call F.relu), or, for code the scan reads as
+#: closed, on its first call (probation), then only when handed code or on audit passes.
+_NEVER, _ALWAYS, _CLOSED, _PROBATION = 0, 1, 2, 3
+
+#: Why a stack entry turned the mode on: it did not, it is watched, it was handed code,
+#: or the pass is an audit.
+_OFF, _WATCHED, _HANDED, _AUDIT = 0, 1, 2, 3
 
 
 def _runs_own_activations(module: nn.Module, kinds: frozenset[str]) -> bool:
     """Whether a module's own forward code may call F.relu and friends (the mode must watch).
 
-    Activation modules are counted by their own hooks, and Sequential only
-    calls its children; the user's modules, torchvision's, and torch's
-    composites such as TransformerEncoderLayer (which calls F.relu) may.
+    Activation modules are counted by their own hooks, and plain containers
+    only call their children; the user's modules, torchvision's, torch's
+    composites such as TransformerEncoderLayer (which calls F.relu), and
+    containers with a forward of their own (torch.ao's fused QAT modules) may.
     """
-    if is_family_module(module, kinds) or isinstance(module, (nn.Sequential, nn.ModuleList)):
+    if is_family_module(module, kinds):
         return False
-    return not _is_torch_layer(module) or bool(module._modules)
+    return _own_code(module)
+
+
+def _runs_hidden_activation(module: nn.Module) -> str | None:
+    """Why a module's activation cannot be seen, if it has one no hook or call can read.
+
+    A converted int8 model's fused modules (``QuantizedConvReLU2d``, ``LinearReLU``,
+    ...) apply their ReLU inside one quantized kernel.
+    """
+    cls = type(module)
+    if cls.__module__.startswith("torch.ao.nn.intrinsic.quantized") and "ReLU" in cls.__name__:
+        return (
+            f"a quantized {cls.__name__} applies its ReLU inside one int8 kernel, where "
+            "no hook can read it; record the float model before convert()"
+        )
+    return None
+
+
+def _audit_pass(number: int) -> bool:
+    """Passes on which the mode watches every module: 1, 2, 4, ..., 64, then every 64th.
+
+    A module read as closed that makes an activation call anyway (code changed
+    behind the scan's back) is found there and watched from then on.
+    """
+    return number & (number - 1) == 0 if number <= 64 else number % 64 == 0
 
 
 class Recorder:
@@ -133,6 +181,7 @@ class Recorder:
         activations: str = "relu",
         dormant: bool = False,
         training_only: bool = False,
+        scoped: bool = True,
     ) -> None:
         if activations not in ("relu", "all"):
             raise ValueError(f"activations must be 'relu' or 'all', got {activations!r}")
@@ -155,20 +204,36 @@ class Recorder:
         self._dormant = dormant or activations == "all"
         #: Count only forward passes in training mode (a training loop's evaluation skipped).
         self._training_only = training_only
+        #: Keep the function mode off in modules read as closed (False: on in every module).
+        self._scoped = scoped
         self._handles: list[RemovableHandle] = []
         self._exit = ExitStack()
         self._watch = Watch(self._intercepted)
         self._namer = SiteNamer()
         self._paths: dict[int, str] = {}
+        self._types: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
         #: Per entry of the stack: whether its call turned the function mode on.
-        self._entered: list[bool] = []
-        self._layout: Layout | None = None
+        self._entered: list[int] = []
+        #: The outputs of layout-deciding modules this pass, newest last (unit axes).
+        self._produced: list[Producer] = []
+        #: Per hooked module: when its calls turn the mode on (_NEVER ... _PROBATION).
+        self._state: dict[int, int] = {}
+        #: Modules read as closed, with what the reading rests on (checked every pass).
+        self._readings: dict[int, Reading] = {}
+        #: Closed modules that have run with the mode off.
+        self._ran_unwatched: set[int] = set()
+        self._passes = 0
+        self._audit = False
+        #: Sites first found on an audit pass in a module that had run unwatched.
+        self._late: dict[tuple[str, int], int] = {}
         self._places: dict[tuple[str, int], SitePlace] = {}
         self._counters: dict[tuple[str, int], SiteCounter] = {}
         self._samples = 0
         self._problems: dict[tuple[str, int], str] = {}
+        #: Activations in the model that nothing can count (found when attaching).
+        self._hidden: list[UncountedSite] = []
         self._partial = False
         self._attached = False
 
@@ -182,25 +247,34 @@ class Recorder:
         try:
             if self._compiled:
                 self._exit.enter_context(eager())
-            names = model_names(self.model.modules())
             for path, module in self.model.named_modules():
                 if isinstance(module, torch.jit.ScriptModule):
                     raise RecordingError(
                         f"{path or 'the model'} is a TorchScript module: hooks do not run "
                         "inside scripted code; record the eager model instead"
                     )
+            names = model_names(self.model.modules())
+            for path, module in self.model.named_modules():
                 key = id(module)
+                hidden = _runs_hidden_activation(module)
+                if hidden is not None:
+                    self._hidden.append(UncountedSite(SiteId(module=path), hidden))
                 self._paths[key] = path
+                self._types[key] = type(module).__name__
                 self._family[key] = is_family_module(module, self._kinds)
                 layout = layout_of(module)
                 if module is self.model or _on_stack(module, self._kinds):
-                    watch = _NEVER
+                    state = _NEVER
                     if _runs_own_activations(module, self._kinds):
-                        watch = _IF_HANDED_CODE if closed(module, names) else _ALWAYS
+                        state = _ALWAYS
+                        if self._scoped:
+                            found = reading(module, names)
+                            if found.closed:
+                                state = _PROBATION
+                                self._readings[key] = found
+                    self._state[key] = state
                     self._handles.append(
-                        module.register_forward_pre_hook(
-                            self._make_pre_hook(key, watch), with_kwargs=True
-                        )
+                        module.register_forward_pre_hook(self._make_pre_hook(key), with_kwargs=True)
                     )
                     self._handles.append(
                         module.register_forward_hook(
@@ -212,7 +286,7 @@ class Recorder:
                     # (a branch, a checkpointed block) needs its producer's layout too.
                     # Measured: about 1.3 us per hooked layer call, 0.04% of resnet18.
                     self._handles.append(
-                        module.register_forward_hook(self._make_layout_hook(layout))
+                        module.register_forward_hook(self._make_layout_hook(key, layout))
                     )
         except BaseException:
             self.detach()
@@ -251,7 +325,26 @@ class Recorder:
     def attached(self) -> bool:
         return self._attached
 
-    def _make_pre_hook(self, key: int, watch: int) -> Any:
+    def _new_pass(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The outermost call of this model: a new forward pass starts."""
+        self._namer.new_pass()
+        self._produced.clear()
+        self._samples += _batch_size(args, kwargs, self._batch_axis)
+        self._passes += 1
+        self._audit = self._scoped and _audit_pass(self._passes)
+        # Code rebound since it was read (block.act = F.relu, a patched forward, a
+        # rebound global) is watched from this pass on.
+        for key, found in list(self._readings.items()):
+            if not found.holds():
+                self._reopen(key)
+
+    def _reopen(self, key: int) -> None:
+        self._state[key] = _ALWAYS
+        self._readings.pop(key, None)
+
+    def _make_pre_hook(self, key: int) -> Any:
+        state = self._state
+
         def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if not self._stack:
                 if _recomputing():
@@ -260,11 +353,18 @@ class Recorder:
                     return
                 if self._training_only and not module.training:
                     return  # an evaluation pass inside a training loop
-                # The outermost call of this model: a new forward pass starts.
-                self._namer.new_pass()
-                self._layout = None
-                self._samples += _batch_size(args, kwargs, self._batch_axis)
-            entered = watch == _ALWAYS or (watch == _IF_HANDED_CODE and hands_code(args, kwargs))
+                self._new_pass(args, kwargs)
+            watch = state[key]
+            entered = _OFF
+            if watch in (_ALWAYS, _PROBATION):
+                entered = _WATCHED
+            elif watch == _CLOSED:
+                if self._audit:
+                    entered = _AUDIT
+                elif hands_code(args, kwargs):
+                    entered = _HANDED
+                elif not self._watch.watching:
+                    self._ran_unwatched.add(key)
             self._stack.append(key)
             self._entered.append(entered)
             if entered:
@@ -274,6 +374,7 @@ class Recorder:
 
     def _make_post_hook(self, key: int, layout: Layout | None) -> Any:
         family = self._family[key]
+        state = self._state
 
         def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             stack = self._stack
@@ -287,14 +388,21 @@ class Recorder:
             stack.pop()
             if self._entered.pop():
                 self._watch.exit()
-            if layout is not None:
-                self._layout = layout
+            if state[key] == _PROBATION:
+                state[key] = _CLOSED  # a whole call watched, and no activation call seen
+            if layout is not None and isinstance(output, torch.Tensor):
+                self._produced.append((output.shape, layout, key))
 
         return post_hook
 
-    def _make_layout_hook(self, layout: Layout) -> Any:
+    def _make_layout_hook(self, key: int, layout: Layout) -> Any:
+        produced = self._produced
+
         def layout_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            self._layout = layout
+            if isinstance(output, torch.Tensor):
+                produced.append((output.shape, layout, key))
+                if len(produced) > 64:
+                    del produced[:32]
 
         return layout_hook
 
@@ -304,8 +412,20 @@ class Recorder:
         self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None
     ) -> None:
         """A functional call seen by the function mode."""
-        if call.kind in self._kinds and self._stack and not self._family[self._stack[-1]]:
-            self._observe(call, x, output)
+        stack = self._stack
+        if call.kind in self._kinds and stack and not self._family[stack[-1]]:
+            top = stack[-1]
+            state = self._state[top]
+            late = False
+            if state == _PROBATION or (state == _CLOSED and self._entered[-1] != _HANDED):
+                # The scan read this module as making no activation call, and it made
+                # one: watched from now on. Where it has run unwatched before, earlier
+                # passes may have made this call uncounted, and the report says so.
+                late = state == _CLOSED and top in self._ran_unwatched
+                self._reopen(top)
+            key = self._observe(call, x, output)
+            if late:
+                self._late.setdefault(key, self._passes)
         # Inside an activation module, its own forward hook does the counting.
 
     def _place(self, call: ActivationCall) -> SitePlace:
@@ -327,7 +447,8 @@ class Recorder:
 
     def _observe(
         self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None = None
-    ) -> None:
+    ) -> tuple[str, int]:
+        """Count one call at its site; returns the site's key."""
         place = self._place(call)
         index = self._namer.index(place)
         key = (place.base, index)
@@ -339,10 +460,12 @@ class Recorder:
             with torch._C.DisableTorchFunction():
                 if counter is None:
                     self._places[key] = place
+                    layout, source = pick_layout(x, self._produced, self._describe)
                     self._counters[key] = SiteCounter.create(
                         call,
                         x,
-                        layout=self._layout,
+                        layout=layout,
+                        axis_source=source,
                         axis=self._axis_override(place, index),
                         dormant=self._dormant,
                         output=output,
@@ -352,8 +475,15 @@ class Recorder:
         except Exception as error:  # never break the user's forward pass
             self._places.setdefault(key, place)
             self._problems.setdefault(key, f"{type(error).__name__}: {error}")
+        return key
 
     # -- results -----------------------------------------------------------
+
+    def _describe(self, key: int) -> str:
+        """A module for the report: its path and class (``layer1.0.conv1 (Conv2d)``)."""
+        path = self._paths.get(key, "")
+        cls = self._types.get(key, "")
+        return f"{path or 'the model'} ({cls})" if cls else path or "the model"
 
     def _site(self, key: tuple[str, int]) -> SiteId:
         return self._namer.site(self._places[key], key[1])
@@ -390,8 +520,19 @@ class Recorder:
         if reduce is None:
             reduce = is_distributed()
         sites, samples = collect(self._named_counters(), self._samples, reduce=reduce)
-        uncounted = tuple(
-            UncountedSite(self._site(key), why) for key, why in self._problems.items()
+        uncounted = (
+            tuple(UncountedSite(self._site(key), why) for key, why in self._problems.items())
+            + tuple(
+                UncountedSite(
+                    self._site(key),
+                    f"first seen on pass {first} of {self._passes}, in code deadcheck had read "
+                    "as making no activation call; passes before it may have made the call "
+                    "uncounted (record with Recorder(..., scoped=False) to watch every module)",
+                )
+                for key, first in self._late.items()
+                if key in self._places
+            )
+            + tuple(self._hidden)
         )
         return Stats(
             sites=tuple(sites),

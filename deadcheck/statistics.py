@@ -103,6 +103,14 @@ class SiteStats:
     slope: Slope = None
     shape: tuple[int, ...] = ()
     abs_sum: tuple[float, ...] | None = None
+    #: What decided the unit axis, in words: "the output of layer1.0.conv1 (Conv2d)",
+    #: or how it was assumed when no module's output had the activation's shape.
+    axis_source: str | None = None
+
+    @property
+    def axis_assumed(self) -> bool:
+        """Whether the unit axis was assumed from the rank (no producer matched)."""
+        return (self.axis_source or "").startswith("assumed")
 
     @property
     def name(self) -> str:
@@ -195,6 +203,7 @@ class SiteStats:
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
             "shape": list(self.shape),
             "abs_sum": None if self.abs_sum is None else list(self.abs_sum),
+            "unit_axis_source": self.axis_source,
         }
 
 

@@ -8,13 +8,18 @@ that into an axis. Every rule that picks a unit axis lives here.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+import torch
 from torch import nn
 
-__all__ = ["Layout", "layout_of", "resolve_axis", "unit_axis"]
+__all__ = ["Layout", "Producer", "layout_of", "pick_layout", "resolve_axis", "unit_axis"]
 
 Layout = Literal["channel", "feature"]
+
+#: One output of a layout-deciding module in this pass: its shape, layout, and module key.
+Producer = tuple[torch.Size, Layout, int]
 
 # Modules whose output carries units on axis 1 (N, C, ...).
 _CHANNEL_FIRST: tuple[type[nn.Module], ...] = (
@@ -53,6 +58,28 @@ def layout_of(module: nn.Module) -> Layout | None:
     if isinstance(module, _FEATURE_LAST):
         return "feature"
     return None
+
+
+def pick_layout(
+    x: torch.Tensor, produced: Sequence[Producer], describe: Callable[[int], str]
+) -> tuple[Layout | None, str]:
+    """The layout of the module whose output ``x`` is, and where it came from, in words.
+
+    The newest output of this pass with ``x``'s shape decides: the module that
+    made the tensor the activation received, not merely the last one to run (a
+    squeeze-excitation block's ``nn.Linear`` runs after the convolution whose
+    output it scales; a LayerNorm between two transposes has the other shape).
+    With no output of that shape, the rank decides (:func:`resolve_axis`),
+    and the words say so.
+    """
+    shape = x.shape
+    for out_shape, layout, key in reversed(produced):
+        if out_shape == shape:
+            return layout, f"the output of {describe(key)}"
+    return None, (
+        f"assumed from the rank: no module's output this pass had shape {tuple(shape)}, "
+        + ("so axis 1 of (N, C, ...)" if x.ndim >= 4 else "so the last axis (..., F)")
+    )
 
 
 def resolve_axis(ndim: int, layout: Layout | None) -> int:

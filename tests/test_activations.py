@@ -80,13 +80,105 @@ BEYOND: dict[str, tuple[Any, Callable[[torch.Tensor], Any], str]] = {
 }
 
 
+_C = torch._C._nn
+_A = torch.ops.aten
+
+#: torch's C entry points and the ATen operators (as torch.export graphs call them):
+#: the entry, how to call it, the kind, and whether it is recorded by default.
+LOW_LEVEL: dict[str, tuple[Any, Callable[[torch.Tensor], Any], str, bool]] = {
+    "_C._nn.leaky_relu": (_C.leaky_relu, lambda x: _C.leaky_relu(x, 0.2), "LeakyReLU", True),
+    "_C._nn.leaky_relu_": (
+        _C.leaky_relu_,
+        lambda x: _C.leaky_relu_(x.clone(), 0.2),
+        "LeakyReLU",
+        True,
+    ),
+    "_C._nn.relu6": (_C.relu6, _C.relu6, "ReLU6", True),
+    "_C._nn.relu6_": (_C.relu6_, lambda x: _C.relu6_(x.clone()), "ReLU6", True),
+    "_C._nn.hardtanh(0, 6)": (_C.hardtanh, lambda x: _C.hardtanh(x, 0.0, 6.0), "ReLU6", True),
+    "_C._nn.hardtanh_(0, 6)": (
+        _C.hardtanh_,
+        lambda x: _C.hardtanh_(x.clone(), 0.0, 6.0),
+        "ReLU6",
+        True,
+    ),
+    "_C._nn.gelu": (_C.gelu, _C.gelu, "GELU", False),
+    "_C._nn.silu": (_C.silu, _C.silu, "SiLU", False),
+    "_C._nn.mish": (_C.mish, _C.mish, "Mish", False),
+    "_C._nn.elu": (_C.elu, _C.elu, "ELU", False),
+    "_C._nn.hardswish": (_C.hardswish, _C.hardswish, "Hardswish", False),
+    "_C._nn.softplus": (_C.softplus, _C.softplus, "Softplus", False),
+    "aten.relu": (_A.relu.default, _A.relu.default, "ReLU", True),
+    "aten.relu_": (_A.relu_.default, lambda x: _A.relu_.default(x.clone()), "ReLU", True),
+    "aten.relu6": (_A.relu6.default, _A.relu6.default, "ReLU6", True),
+    "aten.hardtanh(0, 6)": (
+        _A.hardtanh.default,
+        lambda x: _A.hardtanh.default(x, 0.0, 6.0),
+        "ReLU6",
+        True,
+    ),
+    "aten.hardtanh_(0, 6)": (
+        _A.hardtanh_.default,
+        lambda x: _A.hardtanh_.default(x.clone(), 0.0, 6.0),
+        "ReLU6",
+        True,
+    ),
+    "aten.leaky_relu": (
+        _A.leaky_relu.default,
+        lambda x: _A.leaky_relu.default(x, 0.2),
+        "LeakyReLU",
+        True,
+    ),
+    "aten.leaky_relu_": (
+        _A.leaky_relu_.default,
+        lambda x: _A.leaky_relu_.default(x.clone(), 0.2),
+        "LeakyReLU",
+        True,
+    ),
+    "aten.prelu": (_A.prelu.default, lambda x: _A.prelu.default(x, W), "PReLU", True),
+    "aten._prelu_kernel": (
+        _A._prelu_kernel.default,
+        lambda x: _A._prelu_kernel.default(x, W),
+        "PReLU",
+        True,
+    ),
+    "aten.rrelu": (_A.rrelu.default, lambda x: _A.rrelu.default(x, 0.1, 0.3), "RReLU", True),
+    "aten.gelu": (_A.gelu.default, _A.gelu.default, "GELU", False),
+    "aten.silu": (_A.silu.default, _A.silu.default, "SiLU", False),
+    "aten.silu_": (_A.silu_.default, lambda x: _A.silu_.default(x.clone()), "SiLU", False),
+    "aten.mish": (_A.mish.default, _A.mish.default, "Mish", False),
+    "aten.elu": (_A.elu.default, _A.elu.default, "ELU", False),
+    "aten.celu": (_A.celu.default, _A.celu.default, "CELU", False),
+    "aten.selu": (_A.selu.default, _A.selu.default, "SELU", False),
+    "aten.hardswish": (_A.hardswish.default, _A.hardswish.default, "Hardswish", False),
+    "aten.softplus": (_A.softplus.default, _A.softplus.default, "Softplus", False),
+}
+
+
 def test_every_row_of_the_call_table_has_a_case() -> None:
     # 18 family names, 15 objects: F.prelu, F.relu_ and F.rrelu_ are torch's own functions.
     assert len(FORMS) == 18
     family = {entry for entry, *_ in FORMS.values()}
     beyond = {entry for entry, *_ in BEYOND.values()}
+    low = {entry for entry, *_ in LOW_LEVEL.values()}
     assert len(family) == 15 and not family & beyond
-    assert family | beyond == set(CALLS)
+    assert family | beyond | low == set(CALLS)
+
+
+@pytest.mark.parametrize("form", sorted(LOW_LEVEL))
+def test_low_level_entry_points_are_sites_of_their_kind(form: str) -> None:
+    _, fn, kind_name, by_default = LOW_LEVEL[form]
+    model = Functional(fn).eval()
+    with (
+        torch.no_grad(),
+        deadcheck.record(model, activations="relu" if by_default else "all") as rec,
+    ):
+        model(X.clone())
+    (site,) = rec.stats().sites
+    assert (site.kind, site.function) == (kind_name, KINDS[kind_name].function)
+    assert site.positions == 3
+    if by_default:
+        assert site.zeros == ZEROS
 
 
 @pytest.mark.parametrize("form", sorted(BEYOND))
