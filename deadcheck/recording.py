@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from deadcheck.activations import ActivationCall, is_family_module, module_call
-from deadcheck.codescan import Reading, hands_code, model_names, reading
+from deadcheck.codescan import ModelNames, Reading, hands_code, model_names, reading
 from deadcheck.counting import SiteCounter, collect
 from deadcheck.errors import RecordingError
 from deadcheck.interception import Watch
@@ -253,7 +253,7 @@ class Recorder:
                         f"{path or 'the model'} is a TorchScript module: hooks do not run "
                         "inside scripted code; record the eager model instead"
                     )
-            names = model_names(self.model.modules())
+            names: ModelNames | None = None
             for path, module in self.model.named_modules():
                 key = id(module)
                 hidden = _runs_hidden_activation(module)
@@ -266,11 +266,20 @@ class Recorder:
                 if module is self.model or _on_stack(module, self._kinds):
                     state = _NEVER
                     if _runs_own_activations(module, self._kinds):
-                        state = _ALWAYS
-                        if self._scoped:
+                        # Attached again (a Monitor between snapshots, a benchmark): what
+                        # was learnt of a module is kept while its reading holds.
+                        previous = self._state.get(key)
+                        kept = self._readings.get(key)
+                        if previous in (_CLOSED, _PROBATION) and kept and kept.holds():
+                            state = previous
+                        elif previous == _ALWAYS or not self._scoped:
+                            state = _ALWAYS
+                        else:
+                            if names is None:
+                                names = model_names(self.model.modules())
                             found = reading(module, names)
+                            state = _PROBATION if found.closed else _ALWAYS
                             if found.closed:
-                                state = _PROBATION
                                 self._readings[key] = found
                     self._state[key] = state
                     self._handles.append(

@@ -723,3 +723,35 @@ def test_third_party_models_count_the_same_scoped_and_watched_everywhere(
     assert results[0].sites
     assert results[0].to_dict() == results[1].to_dict()
     assert not results[0].uncounted
+
+
+def test_attaching_again_keeps_what_was_read_while_it_holds() -> None:
+    """A recorder attached around each pass (a Monitor, a benchmark) stays scoped, and exact."""
+    import torchvision
+
+    model = torchvision.models.resnet18().eval()
+    rec = deadcheck.Recorder(model)
+    modes: list[int] = []
+    probe = model.conv1.register_forward_pre_hook(
+        lambda *_: modes.append(len(torch.overrides._get_current_function_mode_stack()))
+    )
+    x = torch.randn(1, 3, 32, 32)
+    try:
+        with torch.no_grad():
+            for _ in range(3):
+                with rec:
+                    model(x)
+    finally:
+        probe.remove()
+    assert modes == [1, 1, 0]  # pass 1 watched (first call), 2 an audit, 3 unwatched
+    block = Root()
+    rec = deadcheck.Recorder(block)
+    x = torch.randn(5, 4)
+    for i in range(6):
+        if i == 3:
+            rebind_attribute(block)  # while detached
+        with rec:
+            block(x)
+    (site,) = rec.stats().sites
+    assert (site.positions, site.zeros) == (15, expected_zeros(15))
+    assert not rec.stats().uncounted
