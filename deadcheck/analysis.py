@@ -7,12 +7,14 @@ report can always be re-derived from the same stats with other thresholds.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from deadcheck.errors import InputError
+from deadcheck.escaping import md_code, md_text
 from deadcheck.kinds import kind
 from deadcheck.statistics import SiteId, SiteStats, Slope, Stats
 
@@ -61,6 +63,9 @@ class Thresholds:
     dormant: float = 0.1
 
     def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"{name} must be a finite number, got {value!r}", option=name)
         if not 0.0 < self.dying <= 1.0:
             raise InputError(f"dying must be in (0, 1], got {self.dying}", option="dying")
         if self.near_linear < 0:
@@ -296,12 +301,12 @@ def worst(severities: Iterable[Severity]) -> Severity | None:
 def findings_markdown(findings: Iterable[Finding]) -> str:
     """Findings as a Markdown table, worst first (pull requests, CI summaries, TensorBoard)."""
 
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
     rows = ["| severity | code | site | message |", "|---|---|---|---|"]
     for f in sorted(findings, key=lambda f: -SEVERITIES.index(f.severity)):
-        rows.append(f"| {f.severity} | `{f.code}` | `{cell(f.site)}` | {cell(f.message)} |")
+        rows.append(
+            f"| {md_text(f.severity)} | {md_code(f.code)} | {md_code(f.site)} | "
+            f"{md_text(f.message)} |"
+        )
     return "\n".join(rows)
 
 

@@ -9,19 +9,27 @@ torch is imported inside the commands so that ``--help`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from deadcheck import __version__
+from deadcheck import __version__, jsontext
 from deadcheck.analysis import Thresholds
-from deadcheck.errors import EXIT_FINDINGS, EXIT_USAGE, DeadcheckError, InputError, ModelError
+from deadcheck.errors import (
+    EXIT_FINDINGS,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    DeadcheckError,
+    InputError,
+    ModelError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,9 +95,9 @@ class _Group(click.Group):
             where = f" (see {error.ctx.command_path} --help)" if error.ctx else ""
             click.echo(f"deadcheck: error: {error.format_message()}{where}", err=True)
             sys.exit(EXIT_USAGE)
-        except click.Abort:
+        except (click.Abort, KeyboardInterrupt):
             click.echo("deadcheck: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except click.ClickException as error:
             click.echo(f"deadcheck: error: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
@@ -276,7 +284,8 @@ def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> 
     input_shape = kwargs["input_shape"]
     progress = _Progress(batches)
     try:
-        done = scan_target(target_spec, weights=_one(weights), progress=progress, **kwargs)
+        with _user_prints_to_stderr():
+            done = scan_target(target_spec, weights=_one(weights), progress=progress, **kwargs)
     except ModelError as error:
         if error.where.startswith("forward pass"):
             error.hint = "; ".join(filter(None, (error.hint, _origin(target_spec, input_shape))))
@@ -290,6 +299,20 @@ def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> 
             err=True,
         )
     return done
+
+
+def _user_prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
+    """While the user's code runs, its prints go to stderr: stdout holds the report alone."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def _interrupted_gate() -> NoReturn:
+    """An interrupted scan judged part of the data: it never passes ``--fail-on``."""
+    click.echo(
+        "deadcheck: error: the scan was interrupted; a partial scan cannot pass --fail-on",
+        err=True,
+    )
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _origin(target_spec: str, input_shape: str | None) -> str:
@@ -374,6 +397,8 @@ def scan_command(
     report = _run_scan(target, **options).report
     if rank() != 0:  # under torchrun, rank 0 reports
         return
+    if report.partial and fail_on is not None:
+        _interrupted_gate()
     if tensorboard_dir is not None:
         from deadcheck.tensorboard import write_tensorboard
 
@@ -415,7 +440,10 @@ def _scan_series_command(
     def progress(done: int, path: str) -> None:
         click.echo(f"deadcheck: checkpoint {done}: {path}", err=True)
 
-    series = scan_series(target, weights, progress=progress, **_scan_kwargs(**options))
+    with _user_prints_to_stderr():
+        series = scan_series(target, weights, progress=progress, **_scan_kwargs(**options))
+    if any(r.partial for r in series.reports) and fail_on is not None:
+        _interrupted_gate()
     if tensorboard_dir is not None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -550,7 +578,6 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
     architecture and every other weight stay as they were.
     """
     import io
-    import json
 
     import torch
 
@@ -566,7 +593,7 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
         click.echo(f"deadcheck: note: {site} not recycled: {why}", err=True)
     buffer = io.BytesIO()
     torch.save(done.target.model.state_dict(), buffer)
-    record = json.dumps({**result.to_dict(), "target": done.target.name, "tau": tau}, indent=2)
+    record = jsontext.dumps({**result.to_dict(), "target": done.target.name, "tau": tau})
     write_folder_atomic(
         output,
         {"state_dict.pt": buffer.getvalue(), "recycled.json": (record + "\n").encode()},

@@ -10,12 +10,16 @@ appeared. Pure: two report dicts (schema ``deadcheck.report/1``) in, a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deadcheck import jsontext
 from deadcheck.analysis import SCHEMA, SEVERITIES, percent
 from deadcheck.errors import InputError
+from deadcheck.escaping import md_code, md_text, terminal
+from deadcheck.files import check_regular_file
 
 __all__ = [
     "DIFF_SCHEMA",
@@ -113,16 +117,73 @@ class ReportDiff:
 def load_report(path: str | Path) -> dict[str, Any]:
     """A JSON report from ``path``; InputError when it is not one."""
     path = Path(path)
+    check_regular_file(path, "report")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"no such report: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
         raise InputError(f"{path} is not a JSON report: {error}") from None
+    except RecursionError:
+        raise InputError(f"{path} is not a JSON report: nested too deeply") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         schema = data.get("schema") if isinstance(data, dict) else None
-        raise InputError(f"{path} is not a deadcheck report (schema {schema!r}, want {SCHEMA})")
-    return data
+        raise InputError(
+            f"{path} is not a deadcheck report (schema {str(schema)[:40]!r}, want {SCHEMA})"
+        )
+    return check_report(data, str(path))
+
+
+def _fraction(value: Any) -> bool:
+    """A share a gate can compare: a finite number in [0, 1] (not a bool, not a huge int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and 0.0 <= value <= 1.0
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _shown(value: Any) -> str:
+    """A short, safe rendering of a value from a file (a 5,000-digit integer included)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return repr(value)[:40]
+
+
+def check_report(report: Any, where: str = "the report") -> dict[str, Any]:
+    """``report`` if it has the shape a diff reads; InputError naming the first flaw if not.
+
+    A gate fails closed: a dead share that is missing, not a number, NaN or
+    outside [0, 1] is refused rather than compared.
+    """
+    if not isinstance(report, dict):
+        raise InputError(f"{where} is not a JSON object")
+    sites = report.get("sites", [])
+    if not isinstance(sites, list):
+        raise InputError(f"{where}: 'sites' is not a list")
+    for i, site in enumerate(sites):
+        if not isinstance(site, dict) or not isinstance(site.get("name"), str):
+            raise InputError(f"{where}: site {i} has no name")
+        if not _fraction(site.get("dead_fraction")):
+            raise InputError(
+                f"{where}: site {site['name'][:60]!r} has dead_fraction "
+                f"{_shown(site.get('dead_fraction'))}, not a number in [0, 1]"
+            )
+    findings = report.get("findings", [])
+    if not isinstance(findings, list):
+        raise InputError(f"{where}: 'findings' is not a list")
+    for i, finding in enumerate(findings):
+        if not isinstance(finding, dict) or not all(
+            isinstance(finding.get(key), str) for key in ("code", "severity", "site")
+        ):
+            raise InputError(f"{where}: finding {i} lacks a code, severity or site")
+        if finding["severity"] not in SEVERITIES:
+            raise InputError(
+                f"{where}: finding {i} has severity {finding['severity'][:40]!r}; "
+                f"severities: {', '.join(SEVERITIES)}"
+            )
+    return report
 
 
 def _findings(report: dict[str, Any]) -> list[FindingKey]:
@@ -142,6 +203,8 @@ def diff_reports(
         raise InputError(
             f"fail_on_rise must be in [0, 1], got {fail_on_rise}", option="fail_on_rise"
         )
+    check_report(old, f"the {names[0]} report")
+    check_report(new, f"the {names[1]} report")
     before = {s["name"]: s for s in old.get("sites", [])}
     after = {s["name"]: s for s in new.get("sites", [])}
     sites = tuple(
@@ -175,7 +238,7 @@ def _signed(change: float) -> str:
 def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
     """The diff as a terminal table, JSON, or Markdown for a pull-request comment."""
     if fmt == "json":
-        return json.dumps(diff.to_dict(), indent=2) + "\n"
+        return jsontext.dumps(diff.to_dict())
     md = fmt == "markdown"
     verdict = (
         "FAIL: "
@@ -186,8 +249,9 @@ def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
         if diff.fails
         else f"pass: no site's dead share rose by more than {percent(diff.fail_on_rise)}"
     )
-    lines = [f"# deadcheck diff: {diff.old} -> {diff.new}" if md else f"{diff.old} -> {diff.new}"]
-    lines += ["", f"**{verdict}**" if md else verdict]
+    names = f"{md_text(diff.old)} -> {md_text(diff.new)}" if md else f"{diff.old} -> {diff.new}"
+    lines = [f"# deadcheck diff: {names}" if md else names]
+    lines += ["", f"**{md_text(verdict)}**" if md else verdict]
     changed = [s for s in diff.sites if s.change]
     if changed:
         width = max(12, *(len(s.site) for s in changed))
@@ -195,7 +259,7 @@ def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
         if md:
             lines += ["| site | old | new | change |", "|---|---:|---:|---:|"]
             lines += [
-                f"| `{s.site}` | {percent(s.old)} | {percent(s.new)} | {_signed(s.change)} |"
+                f"| {md_code(s.site)} | {percent(s.old)} | {percent(s.new)} | {_signed(s.change)} |"
                 for s in sorted(changed, key=lambda s: -s.change)
             ]
         else:
@@ -214,7 +278,7 @@ def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
     ):
         if items:
             lines += ["", f"## {title.capitalize()}" if md else title]
-            lines += [f"- {item}" if md else f"  {item}" for item in items]
+            lines += [f"- {md_text(item)}" if md else f"  {item}" for item in items]
     if (
         not changed
         and not diff.new_findings
@@ -222,4 +286,4 @@ def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
         and not (diff.appeared or diff.disappeared)
     ):
         lines += ["", "no change"]
-    return "\n".join(lines) + "\n"
+    return terminal("\n".join(lines)) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_FINDINGS",
+    "EXIT_INTERRUPTED",
     "EXIT_MODEL",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -23,6 +24,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
+#: Ctrl-C: the shell's convention (128 + SIGINT); a partial scan never passes a gate.
+EXIT_INTERRUPTED = 130
 
 
 class DeadcheckError(Exception):

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from deadcheck.errors import DeadcheckError, InputError, ModelError
+from deadcheck.files import check_regular_file
 
 __all__ = [
     "Target",
@@ -112,18 +113,22 @@ def parse_unit_axes(pairs: Iterable[str]) -> dict[str, int]:
 
 def load_plan(model: nn.Module, path: str | Path) -> nn.Module:
     """``model`` with the swap plan saved at ``path`` applied, so a swapped checkpoint fits."""
-    import json
 
     from deadcheck.swapping import SwapPlan, apply_plan
 
+    check_regular_file(path, "plan")
     try:
         plan = SwapPlan.load(path)
     except FileNotFoundError:
         raise InputError(f"plan {path}: no such file", option="plan") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"plan {path} is not a swap plan: {error}", option="plan") from None
-    except (DeadcheckError, KeyError, TypeError) as error:
+    except DeadcheckError as error:  # the plan's own flaw, named
         raise InputError(f"plan {path}: {error}", option="plan") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError too
+        raise InputError(f"plan {path} is not a swap plan: {error}", option="plan") from None
+    except RecursionError:
+        raise InputError(
+            f"plan {path} is not a swap plan: nested too deeply", option="plan"
+        ) from None
     try:
         return apply_plan(model, plan)
     except DeadcheckError as error:
@@ -154,7 +159,9 @@ def _import_file(path: Path) -> ModuleType:
     except OSError as error:
         sys.modules.pop(module_name, None)
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
-    except Exception as error:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
         sys.modules.pop(module_name, None)
         raise ModelError(f"importing {path}", error) from error
     finally:
@@ -176,7 +183,9 @@ def _import_module(name: str) -> ModuleType:
         raise InputError(f"cannot import {name}: {error}") from None
     except SyntaxError as error:
         raise InputError(f"{error.filename}:{error.lineno}: syntax error: {error.msg}") from None
-    except Exception as error:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
         raise ModelError(f"importing {name}", error) from error
     finally:
         if added and cwd in sys.path:
@@ -188,10 +197,16 @@ def _build(obj: Any, where: str) -> nn.Module:
         return obj
     if callable(obj):
         try:
-            built = obj()
+            inspect.signature(obj).bind()
         except TypeError as error:
             raise InputError(f"{where} is callable but not with zero arguments: {error}") from None
-        except Exception as error:
+        except ValueError:  # no signature to read (a builtin): calling it will tell
+            pass
+        try:
+            built = obj()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
             raise ModelError(f"building {where}", error) from error
         if isinstance(built, nn.Module):
             return built
@@ -231,7 +246,9 @@ def _from_namespace(module: ModuleType, attr: str, label: str, name: str) -> Tar
     if example is None and callable(getattr(module, "example_inputs", None)):
         try:
             example = module.example_inputs()
-        except Exception as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
             raise ModelError(f"{label}: example_inputs()", error) from error
     return Target(name=name, model=model, batches=batches, example=example)
 

@@ -17,6 +17,8 @@ Results reach the host only in :meth:`Recorder.stats`.
 
 from __future__ import annotations
 
+import sys
+import threading
 import types
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -146,6 +148,24 @@ def _runs_hidden_activation(module: nn.Module) -> str | None:
     return None
 
 
+def _running(module: nn.Module) -> bool:
+    """Whether a call of ``module`` is under way on this thread (it calls itself recursively).
+
+    Asked only when ``module`` is already on the recorder's stack: otherwise that
+    entry is left from a pass a BaseException interrupted.
+    """
+    frame: types.FrameType | None = sys._getframe(1)
+    call = nn.Module._call_impl.__code__
+    calls = 0  # the first is the call whose hook asks
+    while frame is not None:
+        if frame.f_code is call and frame.f_locals.get("self") is module:
+            calls += 1
+            if calls == 2:
+                return True
+        frame = frame.f_back
+    return False
+
+
 def _audit_pass(number: int) -> bool:
     """Passes on which the mode watches every module: 1, 2, 4, ..., 64, then every 64th.
 
@@ -226,6 +246,8 @@ class Recorder:
         self._ran_unwatched: set[int] = set()
         self._passes = 0
         self._audit = False
+        #: The thread whose forward pass is under way.
+        self._thread = 0
         #: Sites first found on an audit pass in a module that had run unwatched.
         self._late: dict[tuple[str, int], int] = {}
         self._places: dict[tuple[str, int], SitePlace] = {}
@@ -347,6 +369,19 @@ class Recorder:
             if not found.holds():
                 self._reopen(key)
 
+    def _unwind(self, depth: int) -> None:
+        """Drop the calls from ``depth`` up: a pass that a BaseException interrupted.
+
+        torch runs always-call forward hooks only on ``Exception``; after a
+        KeyboardInterrupt the user caught (a notebook cell, a training loop)
+        the interrupted calls would otherwise stay on the stack and every
+        later pass would look nested inside them.
+        """
+        while len(self._stack) > depth:
+            self._stack.pop()
+            if self._entered.pop():
+                self._watch.exit()
+
     def _reopen(self, key: int) -> None:
         self._state[key] = _ALWAYS
         self._readings.pop(key, None)
@@ -355,13 +390,23 @@ class Recorder:
         state = self._state
 
         def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if not self._stack:
+            stack = self._stack
+            if stack:
+                if threading.get_ident() != self._thread:
+                    raise RecordingError(
+                        "one recorder cannot follow forward passes in two threads at once; "
+                        "give each thread its own recorder (record() per thread)"
+                    )
+                if key in stack and not _running(module):
+                    self._unwind(stack.index(key))
+            if not stack:
                 if _recomputing():
                     # Gradient checkpointing re-runs a forward during backward: it was
                     # counted when it first ran, so its recomputation is not a pass.
                     return
                 if self._training_only and not module.training:
                     return  # an evaluation pass inside a training loop
+                self._thread = threading.get_ident()
                 self._new_pass(args, kwargs)
             watch = state[key]
             entered = _OFF
@@ -387,7 +432,7 @@ class Recorder:
 
         def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             stack = self._stack
-            if not stack or stack[-1] != key:
+            if not stack or stack[-1] != key or threading.get_ident() != self._thread:
                 return
             if family and isinstance(output, torch.Tensor) and args:
                 call = module_call(module)

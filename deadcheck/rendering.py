@@ -6,11 +6,12 @@ command line's output can be kept as golden files.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from typing import Literal
 
+from deadcheck import jsontext
 from deadcheck.analysis import SEVERITIES, Report, SiteReport, findings_markdown, percent
+from deadcheck.escaping import md_code, md_text, terminal
 
 __all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_table"]
 
@@ -61,7 +62,7 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
     lines = [_summary(report)]
     if not report.sites:
         lines.append("no ReLU-family activation ran in this model: nothing to check")
-        return "\n".join(lines) + "\n"
+        return terminal("\n".join(lines)) + "\n"
     if report.findings:
         lines += ["", "findings"]
         order = sorted(
@@ -121,35 +122,42 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
             f"dorm% is the share of units whose mean |output| is <= "
             f"{report.thresholds.dormant:g} of the site's mean."
         )
-    return "\n".join(lines) + "\n"
+    return terminal("\n".join(lines)) + "\n"
 
 
 def render_json(report: Report) -> str:
     """The JSON report (schema ``deadcheck.report/1``)."""
-    return json.dumps(report.to_dict(), indent=2) + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    return jsontext.dumps(report.to_dict())
 
 
 def render_markdown(report: Report) -> str:
-    """A Markdown summary for pull requests and CI job summaries: every site, every finding."""
-    lines = ["# deadcheck report", "", _summary(report), ""]
+    """A Markdown summary for pull requests and CI job summaries: every site, every finding.
+
+    Names and messages are escaped (:mod:`deadcheck.escaping`): nothing in a
+    module name can end its code span, break a table cell or add HTML.
+    """
+    lines = ["# deadcheck report", "", md_text(_summary(report)), ""]
     if report.findings:
         lines += ["## Findings", "", findings_markdown(report.findings), ""]
     if report.sites:
+        dormant = any(layer.dormant_units is not None for layer in report.sites)
+        extra, align = (" dormant % |", "---:|") if dormant else ("", "")
         lines += [
             "## Sites",
             "",
-            "| site | kind | units | dead | dead % | mean zero % | slope |",
-            "|---|---|---:|---:|---:|---:|---|",
+            f"| site | kind | units | dead | dead % |{extra} mean zero % | slope |",
+            f"|---|---|---:|---:|---:|{align}---:|---|",
         ]
         for layer in report.sites:
+            family = layer.family
+            share = layer.dormant_fraction
+            cell = (f" {'-' if share is None else percent(share)} |") if dormant else ""
             lines.append(
-                f"| `{_md_escape(layer.name)}` | {layer.kind} | {layer.units} | "
-                f"{len(layer.dead_units)} | {percent(layer.dead_fraction)} | "
-                f"{percent(layer.mean_zero_fraction)} | {_slope_text(layer)} |"
+                f"| {md_code(layer.name)} | {md_text(layer.kind)} | {layer.units} | "
+                f"{len(layer.dead_units) if family else '-'} | "
+                f"{percent(layer.dead_fraction) if family else '-'} |{cell} "
+                f"{percent(layer.mean_zero_fraction) if family else '-'} | "
+                f"{md_text(_slope_text(layer))} |"
             )
     else:
         lines.append("No ReLU-family activation ran in this model: nothing to check.")

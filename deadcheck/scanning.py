@@ -86,7 +86,9 @@ def inputs_for(
     if input_shape is None and target.batches is not None:
         try:
             source = target.batches()
-        except Exception as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
             raise ModelError(f"{target.name}: batches()", error) from error
         return (source if batches is None else islice(source, batches)), batches
     if input_shape is None and target.example is not None:
@@ -101,7 +103,7 @@ def inputs_for(
     return random_batches(shape, count, seed=seed), count
 
 
-def _hint(model: nn.Module, batch: Any, error: Exception) -> str | None:
+def _hint(model: nn.Module, batch: Any, error: BaseException) -> str | None:
     """A likely cause for a forward pass that rejected its batch, or None."""
     if isinstance(error, TypeError) and isinstance(batch, (tuple, list)) and len(batch) > 1:
         return (
@@ -182,11 +184,15 @@ def scan(
                     batch = next(iterator)
                 except StopIteration:
                     break
-                except Exception as error:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
                     raise ModelError("reading the next batch", error) from error
                 try:
                     call_model(model, to_device(batch, where))
-                except Exception as error:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
                     raise ModelError(
                         f"forward pass on batch {seen}", error, _hint(model, batch, error)
                     ) from error

@@ -10,13 +10,13 @@ stays flat in the number of checkpoints.
 from __future__ import annotations
 
 import glob
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from deadcheck import jsontext
 from deadcheck.analysis import Finding, Report, percent
 from deadcheck.errors import InputError
 from deadcheck.monitoring import Trend, rising_sites
@@ -118,7 +118,7 @@ def scan_series(
 def render_series(series: Series, fmt: str = "table") -> str:
     """The series as a table of dead share per site per checkpoint, JSON, or Markdown."""
     if fmt == "json":
-        return json.dumps(series.to_dict(), indent=2) + "\n"
+        return jsontext.dumps(series.to_dict())
     md = fmt == "markdown"
     labels = [Path(c).stem for c in series.checkpoints]
     shares = series.dead_shares()

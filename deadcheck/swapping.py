@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -43,10 +44,11 @@ import torch
 import torch.fx
 from torch import nn
 
-from deadcheck.activations import CALLS
+from deadcheck import jsontext
+from deadcheck.activations import CALLS, module_kind
 from deadcheck.analysis import Report, SiteReport
-from deadcheck.errors import SwapError
-from deadcheck.kinds import kind
+from deadcheck.errors import InputError, SwapError
+from deadcheck.kinds import KINDS, kind
 from deadcheck.layers import AxisPReLU
 
 __all__ = [
@@ -124,17 +126,33 @@ class SwapPlan:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return jsontext.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SwapPlan:
-        """A plan from its JSON form (plans saved by earlier versions included)."""
+    def from_dict(cls, data: Any) -> SwapPlan:
+        """A plan from its JSON form, checked field by field before anything touches a model.
+
+        Every field must have its type and range, every value be one deadcheck
+        writes; anything else raises :class:`SwapError` naming the first flaw.
+        """
+        if not isinstance(data, dict):
+            raise SwapError(f"not a swap plan: a JSON {type(data).__name__}, not an object")
         if data.get("schema") != PLAN_SCHEMA:
-            raise SwapError(f"not a swap plan (schema {data.get('schema')!r}, want {PLAN_SCHEMA})")
+            schema = str(data.get("schema"))[:40]
+            raise SwapError(f"not a swap plan (schema {schema!r}, want {PLAN_SCHEMA})")
+        to = data.get("to")
+        if to not in ("leaky_relu", "prelu"):
+            raise SwapError(f"plan 'to' is {str(to)[:40]!r}: leaky_relu or prelu")
+        sites = data.get("sites")
+        if not isinstance(sites, list):
+            raise SwapError("plan 'sites' is not a list")
+        notes = data.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise SwapError("plan 'notes' is not a list of strings")
         return cls(
-            to=data["to"],
-            sites=tuple(PlannedSite(**_renamed(site)) for site in data["sites"]),
-            notes=tuple(data.get("notes", ())),
+            to=to,
+            sites=tuple(_checked_site(_renamed(site), i, to) for i, site in enumerate(sites)),
+            notes=tuple(notes),
         )
 
     @classmethod
@@ -142,8 +160,89 @@ class SwapPlan:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _renamed(site: dict[str, Any]) -> dict[str, Any]:
+#: Each field of a planned site: its types, and whether None is allowed.
+_SITE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "site": ((str,), False),
+    "kind": ((str,), False),
+    "module": ((str,), False),
+    "function": ((str,), True),
+    "caller": ((str,), True),
+    "index": ((int,), False),
+    "occurrences": ((int,), False),
+    "units": ((int,), False),
+    "becomes": ((str,), False),
+    "slope": ((int, float), False),
+    "num_parameters": ((int,), False),
+    "activation_inplace": ((bool,), False),
+    "new_site": ((str,), False),
+    "how": ((str,), False),
+    "unit_axis": ((int,), False),
+}
+_REQUIRED = ("site", "kind", "module", "index", "occurrences", "units", "becomes", "slope")
+#: nn.Module's own attributes: never a module path a plan may write to.
+_MODULE_ATTRIBUTES = frozenset(dir(nn.Module())) | {"__class__", "__dict__"}
+_MAX_UNITS = 1 << 31
+
+
+def _path_ok(path: str) -> bool:
+    """A dotted module path of plain names ("" is the model itself)."""
+    if path == "":
+        return True
+    return all(
+        (part.isidentifier() or part.isdigit())
+        and not part.startswith("__")
+        and part not in _MODULE_ATTRIBUTES
+        for part in path.split(".")
+    )
+
+
+def _checked_site(site: Any, i: int, to: str) -> PlannedSite:
+    """One planned site from JSON, with every field of the right type and in range."""
+    where = f"plan site {i}"
+    if not isinstance(site, dict):
+        raise SwapError(f"{where} is not an object")
+    unknown = sorted(set(site) - set(_SITE_FIELDS))
+    if unknown:
+        raise SwapError(f"{where} has unknown field {unknown[0][:40]!r}")
+    missing = [name for name in _REQUIRED if name not in site]
+    if missing:
+        raise SwapError(f"{where} lacks {missing[0]!r}")
+    for name, value in site.items():
+        types, nullable = _SITE_FIELDS[name]
+        if value is None and nullable:
+            continue
+        wrong_bool = isinstance(value, bool) and bool not in types
+        if wrong_bool or not isinstance(value, types):
+            raise SwapError(f"{where}: {name} is {str(value)[:40]!r}, not a {types[0].__name__}")
+    if site["kind"] not in KINDS:
+        raise SwapError(f"{where}: kind {site['kind'][:40]!r} is not an activation kind")
+    becomes = {"leaky_relu": "LeakyReLU", "prelu": "PReLU"}[to]
+    if site["becomes"] != becomes:
+        raise SwapError(f"{where}: becomes {site['becomes'][:40]!r}, but the plan swaps to {to}")
+    if site.get("how", "") not in ("", "replace", "rewrite", "attribute"):
+        raise SwapError(f"{where}: how {site['how'][:40]!r} is not replace, rewrite or attribute")
+    if not 0 <= site["index"] < site["occurrences"] <= _MAX_UNITS:
+        raise SwapError(f"{where}: index {site['index']} of {site['occurrences']} occurrences")
+    if not 1 <= site["units"] <= _MAX_UNITS:
+        raise SwapError(f"{where}: units {site['units']} is out of range")
+    parameters = site.get("num_parameters", 1)
+    if parameters != 1 and not (becomes == "PReLU" and parameters == site["units"]):
+        raise SwapError(f"{where}: num_parameters {parameters} is neither 1 nor its units")
+    if not math.isfinite(site["slope"]):
+        raise SwapError(f"{where}: slope {site['slope']} is not finite")
+    if not -8 <= site.get("unit_axis", 1) < 8:
+        raise SwapError(f"{where}: unit_axis {site['unit_axis']} is out of range")
+    for name in ("module", "caller", "new_site"):
+        value = site.get(name)
+        if value is not None and not _path_ok(value):
+            raise SwapError(f"{where}: {name} {value[:40]!r} is not a module path")
+    return PlannedSite(**site)
+
+
+def _renamed(site: Any) -> Any:
     """A planned site's fields under today's names (``inplace`` was ``activation_inplace``)."""
+    if not isinstance(site, dict):
+        return site
     site = dict(site)
     if "inplace" in site:
         site["activation_inplace"] = site.pop("inplace")
@@ -309,6 +408,13 @@ def plan_swap(
     running ``example_inputs`` through the model once.
     """
     target = _swap_to(to)
+    for name, value in (("negative_slope", negative_slope), ("init", init)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise InputError(f"{name} must be a finite number, got {value!r}", option=name)
     if report is None and isinstance(sites, Report):
         report = sites
     if report is None and example_inputs is not None:
@@ -524,14 +630,22 @@ def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
     new_modules: dict[str, nn.Module] = {}
     for site in replaced:
         try:
-            old = model.get_submodule(site.module)
+            old = model.get_submodule(site.module) if site.module else None
         except AttributeError:
             raise SwapError(
                 f"cannot swap {site.site}: the model has no module {site.module!r}"
             ) from None
-        if site.module not in new_modules:  # every call of a shared module: one new module
-            new_modules[site.module] = _new_module(site, like)
-            model = _replace_everywhere(model, old, new_modules[site.module])
+        if site.module in new_modules:
+            continue  # a shared module's other calls: already replaced
+        if old is None or module_kind(old) != site.kind:
+            held = "the model itself" if old is None else type(old).__name__
+            raise SwapError(
+                f"cannot swap {site.site}: {site.module or 'the model'} is {held}, "
+                f"not the {site.kind} the plan recorded"
+            )
+        # every call of a shared module: one new module
+        new_modules[site.module] = _new_module(site, like)
+        model = _replace_everywhere(model, old, new_modules[site.module])
     done_attributes: set[tuple[str | None, str | None]] = set()
     for site in attributes:
         if (site.caller, site.function) not in done_attributes:

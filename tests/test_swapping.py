@@ -241,7 +241,12 @@ def test_cli_swap_writes_state_plan_and_howto(tmp_path: Path, monkeypatch) -> No
     assert result.exit_code == 0, result.stderr
     assert "act1: ReLU -> PReLU, 4 slope(s) from 0.25" in result.stdout
     assert "act2: ReLU -> PReLU, 2 slope(s) from 0.25" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["HOWTO.txt", "state_dict.pt", "swap_plan.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".deadcheck-output",
+        "HOWTO.txt",
+        "state_dict.pt",
+        "swap_plan.json",
+    ]
     plan = json.loads((out / "swap_plan.json").read_text())
     assert [s["site"] for s in plan["sites"]] == ["act1", "act2"]
     assert plan["parameters_added"] == 6

@@ -11,6 +11,7 @@ from torch import nn
 
 from deadcheck.errors import InputError
 from deadcheck.files import (
+    MARKER,
     check_folder_writable,
     check_writable,
     write_bytes_atomic,
@@ -96,7 +97,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch) -> None
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match="cannot write .*disk full"):  # one line, exit 2
         write_text_atomic(path, "new", force=True)
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
@@ -105,11 +106,12 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch) -> None
 def test_folders_are_written_whole_and_replaced_only_with_force(tmp_path: Path) -> None:
     folder = tmp_path / "swapped"
     write_folder_atomic(folder, {"a.txt": b"1", "b.txt": b"2"})
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"a.txt": b"1", "b.txt": b"2"}
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != MARKER}
+    assert files == {"a.txt": b"1", "b.txt": b"2"} and (folder / MARKER).exists()
     with pytest.raises(InputError, match="exists; pass --force"):
         check_folder_writable(folder)
     write_folder_atomic(folder, {"c.txt": b"3"}, force=True)
-    assert [p.name for p in folder.iterdir()] == ["c.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([MARKER, "c.txt"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["swapped"]  # no staging left
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):

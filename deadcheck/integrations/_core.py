@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from deadcheck import jsontext
 from deadcheck.analysis import SEVERITIES, Finding
 from deadcheck.errors import InputError
 from deadcheck.monitoring import Monitor, Snapshot
@@ -86,7 +86,7 @@ class Watch:
                 return None
             path = Path(folder) / REPORT_NAME
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            path.write_text(jsontext.dumps(report.to_dict()))
             return path
         finally:
             self.close()
