@@ -97,7 +97,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch) -> None
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(InputError, match="cannot write .*disk full"):  # one line, exit 2
+    with pytest.raises(InputError, match=r"cannot write .*disk full"):  # one line, exit 2
         write_text_atomic(path, "new", force=True)
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
