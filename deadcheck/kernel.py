@@ -193,7 +193,9 @@ def count_into(
         address = x.data_ptr()
     except RuntimeError:  # a tensor with no storage of its own (functorch, fake tensors)
         return False
-    if address == 0:
+    if address == 0 or address % width:
+        # Misaligned data (torch.frombuffer(..., offset=1)): the kernel's typed loads
+        # would be undefined behaviour, so pure torch counts it.
         return False
     _native.count(
         address,

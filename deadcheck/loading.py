@@ -12,9 +12,11 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +72,28 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise InputError(
             f"input_shape {text!r} must have positive sizes only", option="input_shape"
         )
+    check_shape_fits(shape)
     return shape
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # not a POSIX system
+        return None
+
+
+def check_shape_fits(shape: tuple[int, ...]) -> None:
+    """Refuse random inputs of a shape whose float32 batch could not fit in memory."""
+    numel = math.prod(shape)
+    memory = _memory_bytes()
+    if numel > 2**62 or (memory is not None and 4 * numel > memory // 2):
+        size = "x".join(str(d) for d in shape)
+        raise InputError(
+            f"input_shape {size} is {4 * numel / 2**30:,.0f} GiB per float32 batch, more "
+            "than this machine can hold; give the shape the model takes",
+            option="input_shape",
+        )
 
 
 def parse_device(text: str | None) -> torch.device | None:
@@ -83,6 +106,8 @@ def parse_device(text: str | None) -> torch.device | None:
         raise InputError(
             f"device {text!r} is not a device (try cpu or cuda)", option="device"
         ) from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"device {text!r}: deadcheck records on cpu, cuda or mps", option="device")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(
             f"device {text} asks for CUDA, but torch sees no CUDA device here", option="device"
@@ -290,6 +315,10 @@ def load_target(spec: str) -> Target:
         return _from_namespace(_import_file(path), attr, str(path), spec)
     if ":" in spec:
         module_name, attr = spec.rsplit(":", 1)
+        if not module_name or not attr:
+            raise InputError(
+                f"target {spec!r} names no module or no attribute: use package.module:NAME"
+            )
         return _from_namespace(_import_module(module_name), attr, module_name, spec)
     if Path(spec).exists():
         raise InputError(f"{spec}: expected a .py file, package.module:NAME or torchvision:NAME")
@@ -309,9 +338,49 @@ def _state_dict_from(obj: Any, path: Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise InputError(f"{path} holds no state dict (a mapping of names to tensors)")
+    bad_key = next((k for k in obj if not isinstance(k, str)), None)
+    if bad_key is not None:
+        raise InputError(f"{path} holds no state dict: key {str(bad_key)[:40]!r} is not a name")
+    for key, value in obj.items():
+        odd = _odd_tensor(value)
+        if odd:
+            raise InputError(f"{path}: {key[:80]} is {odd}; deadcheck loads dense real tensors")
     if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel/DDP
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
+
+
+def _odd_tensor(value: torch.Tensor) -> str | None:
+    """What makes a checkpoint tensor unloadable here, in words, or None."""
+    if value.is_meta:
+        return "a meta tensor (no data)"
+    if value.layout != torch.strided:
+        return f"a {str(value.layout).replace('torch.', '')} tensor"
+    if value.is_quantized:
+        return "a quantized tensor"
+    if value.is_complex():
+        return "a complex tensor (loading it into real weights would drop the imaginary part)"
+    return None
+
+
+def _check_archive_size(path: Path, model: nn.Module) -> None:
+    """Refuse an archive whose tensors claim far more bytes than the model holds.
+
+    Checked from the zip directory before anything is read or inflated: a
+    1 MB deflated checkpoint may claim a 1 GiB tensor.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            claimed = sum(i.file_size for i in archive.infolist() if "/data/" in i.filename)
+    except (zipfile.BadZipFile, OSError):
+        return  # torch.load says what is wrong with it
+    own = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    allowed = 2 * own + (64 << 20)
+    if claimed > allowed:
+        raise InputError(
+            f"{path} claims {claimed:,} bytes of tensors, but the model holds {own:,}: "
+            "not a checkpoint of this model (refused before reading it)"
+        )
 
 
 #: How a torch checkpoint starts: a zip archive (torch.save since 1.6) or a pickle (older).
@@ -351,8 +420,11 @@ def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = Fal
     if not path.is_file():
         raise InputError(f"no such weights file: {path}")
     _check_checkpoint_file(path)
+    _check_archive_size(path, model)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the one line below says what went wrong
+            obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as error:
         text = str(error)
         if not allow_pickle and ("weights_only" in text or "Unpickl" in type(error).__name__):

@@ -21,20 +21,54 @@ _DEAD_COLOR = "#e45756"
 _COLORS = {None: "#4c78a8", "info": "#72b7b2", "warning": "#f58518", "error": "#e45756"}
 
 
+#: The most columns (units) and rows (sites) a heatmap draws: memory and time stay bounded
+#: (a million-unit site, 5,000 sites). Wider sites are binned, later sites left out, and
+#: :func:`heatmap_note` says so.
+MAX_HEATMAP_UNITS = 1024
+MAX_HEATMAP_SITES = 512
+
+
+def _binned(values: Any, width: int, sort: bool) -> Any:
+    """At most ``width`` values summarising ``values``: quantiles if sorted, else bin means."""
+    import numpy as np
+
+    if len(values) <= width:
+        return values
+    if sort:  # values are sorted: evenly spaced order statistics keep the distribution
+        return values[np.linspace(0, len(values) - 1, width).round().astype(int)]
+    return np.array([chunk.mean() for chunk in np.array_split(values, width)])
+
+
 def heatmap_matrix(report: Report, *, sort: bool = False) -> Any:
     """Sites x units array of zero fractions (numpy), NaN where a site has fewer units.
 
     With ``sort`` each site's units are ordered from most to least often zero,
-    which turns each row into a readable distribution (dead units first).
+    which turns each row into a readable distribution (dead units first). At
+    most :data:`MAX_HEATMAP_SITES` rows and :data:`MAX_HEATMAP_UNITS` columns.
     """
     import numpy as np
 
-    width = max((layer.units for layer in report.sites), default=0)
-    matrix = np.full((len(report.sites), max(width, 1)), np.nan)
-    for row, layer in enumerate(report.sites):
-        values = sorted(layer.zero_fraction, reverse=True) if sort else layer.zero_fraction
-        matrix[row, : layer.units] = values
+    layers = report.sites[:MAX_HEATMAP_SITES]
+    width = min(max((layer.units for layer in layers), default=0), MAX_HEATMAP_UNITS)
+    matrix = np.full((len(layers), max(width, 1)), np.nan)
+    for row, layer in enumerate(layers):
+        values = np.asarray(layer.zero_fraction, dtype=float)
+        if sort:
+            values = np.sort(values)[::-1]
+        values = _binned(values, MAX_HEATMAP_UNITS, sort)
+        matrix[row, : len(values)] = values
     return matrix
+
+
+def heatmap_note(report: Report) -> str | None:
+    """What the heatmap left out or binned, in words (None: everything is drawn as is)."""
+    parts = []
+    if len(report.sites) > MAX_HEATMAP_SITES:
+        parts.append(f"first {MAX_HEATMAP_SITES} of {len(report.sites)} sites")
+    wide = sum(layer.units > MAX_HEATMAP_UNITS for layer in report.sites[:MAX_HEATMAP_SITES])
+    if wide:
+        parts.append(f"{wide} site(s) wider than {MAX_HEATMAP_UNITS} units drawn in bins")
+    return "; ".join(parts) or None
 
 
 def heatmap_rgb(report: Report, *, row_height: int = 4) -> Any:
@@ -113,8 +147,9 @@ def plot_report(
     )
     if layers:
         matrix = heatmap_matrix(report, sort=True)
-        for row, layer in enumerate(layers):  # dead units above the colour scale: red
-            matrix[row, : len(layer.dead_units)] = 2.0
+        for row, layer in enumerate(layers[: len(matrix)]):  # dead units: red, above the scale
+            drawn = min(layer.units, MAX_HEATMAP_UNITS)
+            matrix[row, : -(-len(layer.dead_units) * drawn // max(layer.units, 1))] = 2.0
         image = heat.imshow(
             matrix.T,
             aspect="auto",
@@ -123,14 +158,19 @@ def plot_report(
             vmin=0,
             vmax=1,
             origin="lower",
-            extent=(-0.5, len(layers) - 0.5, 0, matrix.shape[1]),
+            extent=(-0.5, len(matrix) - 0.5, 0, matrix.shape[1]),
         )
         fig.colorbar(image, ax=heat, extend="max", label="zero fraction (red: dead, never fired)")
     heat.set_xlabel("site (forward order)")
-    heat.set_xticks(list(x))
-    heat.set_xticklabels(names, rotation=90, fontsize=max(4, min(8, 400 // n)))
+    every = max(1, n // 200)  # at most 200 names: thousands of labels take minutes to draw
+    heat.set_xticks(list(x)[::every])
+    heat.set_xticklabels(names[::every], rotation=90, fontsize=max(4, min(8, 400 // n)))
     heat.set_ylabel("units, most often zero first")
-    heat.set_title("per-unit zero fraction (red at the bottom: dead units)", fontsize=9)
+    note = heatmap_note(report)
+    heat.set_title(
+        "per-unit zero fraction (red at the bottom: dead units)" + (f"; {note}" if note else ""),
+        fontsize=9,
+    )
     buffer = io.BytesIO()
     fig.savefig(buffer, format=format, dpi=110)
     plt.close(fig)

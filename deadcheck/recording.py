@@ -31,7 +31,7 @@ from torch.utils.hooks import RemovableHandle
 from deadcheck.activations import ActivationCall, is_family_module, module_call
 from deadcheck.codescan import ModelNames, Reading, hands_code, model_names, reading
 from deadcheck.counting import SiteCounter, collect
-from deadcheck.errors import RecordingError
+from deadcheck.errors import InputError, RecordingError
 from deadcheck.interception import Watch
 from deadcheck.kinds import FAMILY, KINDS
 from deadcheck.naming import SiteNamer, SitePlace
@@ -56,6 +56,12 @@ def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any], axis: int | No
     for value in (*args, *kwargs.values()):
         if isinstance(value, torch.Tensor):
             if axis is not None:
+                if value.ndim and not -value.ndim <= axis < value.ndim:
+                    raise InputError(
+                        f"batch_axis {axis} is out of range for the first input, of shape "
+                        f"{tuple(value.shape)}",
+                        option="batch_axis",
+                    )
                 return int(value.shape[axis]) if value.ndim else 1
             return int(value.shape[0]) if value.ndim >= 2 else 1
         if isinstance(value, (tuple, list)) and value:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from deadcheck.analysis import Report, Thresholds, analyze
-from deadcheck.errors import InputError, ModelError
+from deadcheck.errors import DeadcheckError, InputError, ModelError
 from deadcheck.loading import Target, call_model, random_batches, to_device
 from deadcheck.recording import record
 from deadcheck.statistics import Stats
@@ -90,6 +90,13 @@ def inputs_for(
             raise
         except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
             raise ModelError(f"{target.name}: batches()", error) from error
+        try:
+            iter(source)
+        except TypeError:
+            raise InputError(
+                f"{target.name}: batches() returned {type(source).__name__}, not an iterable "
+                "of batches (yield them, or return a list or DataLoader)"
+            ) from None
         return (source if batches is None else islice(source, batches)), batches
     if input_shape is None and target.example is not None:
         return [target.example], 1
@@ -190,8 +197,8 @@ def scan(
                     raise ModelError("reading the next batch", error) from error
                 try:
                     call_model(model, to_device(batch, where))
-                except KeyboardInterrupt:
-                    raise
+                except (KeyboardInterrupt, DeadcheckError):
+                    raise  # deadcheck's own refusal (a batch_axis out of range) keeps its status
                 except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
                     raise ModelError(
                         f"forward pass on batch {seen}", error, _hint(model, batch, error)
@@ -257,6 +264,8 @@ def scan_target(
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else input_shape
     check_batches(batches)
     where = parse_device(device) if not isinstance(device, torch.device) else device
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InputError(f"seed must be an integer in [0, 2**63), got {seed}", option="seed")
     torch.manual_seed(seed)  # random initial weights come out the same on every run
     target = load_target(spec)
     if plan is not None:

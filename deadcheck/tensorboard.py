@@ -57,11 +57,14 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
     text = findings_markdown(report.findings) if report.findings else "no findings"
     writer.add_text("deadcheck/findings", text, step)
     if heatmap and report.sites:
-        from deadcheck.plotting import heatmap_rgb
+        from deadcheck.plotting import heatmap_note, heatmap_rgb
 
         writer.add_image(
             "deadcheck/zero_fraction_heatmap", heatmap_rgb(report), step, dataformats="HWC"
         )
+        note = heatmap_note(report)
+        if note:  # what the bounded heatmap binned or left out
+            writer.add_text("deadcheck/zero_fraction_heatmap_note", note, step)
 
 
 def write_tensorboard(report: Report, log_dir: str | Path, step: int = 0) -> Path:

@@ -113,3 +113,35 @@ def test_a_model_that_prints_leaves_json_on_stdout_intact(tmp_path: Path) -> Non
     report = json.loads(result.stdout)
     assert report["samples"] == 4
     assert "forward!" in result.stderr and "batches!" in result.stderr
+
+
+PLANTED = str(Path(__file__).resolve().parent / "targets" / "planted.py")
+
+MISTAKES = [
+    ("batch-axis-out-of-range", [PLANTED, "--batch-axis", "99"]),
+    ("input-shape-too-big", [PLANTED, "--input-shape", "100000,100000,100000"]),
+    ("device-meta", [PLANTED, "--device", "meta"]),
+    ("device-xpu", [PLANTED, "--device", "xpu"]),
+    ("seed-too-big", [PLANTED, "--seed", "99999999999999999999999"]),
+    ("target-colon", [":"]),
+]
+
+
+@pytest.mark.parametrize("args", [m[1] for m in MISTAKES], ids=[m[0] for m in MISTAKES])
+def test_usage_mistakes_are_one_line_and_exit_2(args) -> None:
+    result = CliRunner().invoke(main, ["scan", *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.count("deadcheck: error") == 1
+
+
+@pytest.mark.parametrize("returned", ["5", "None"])
+def test_batches_that_are_not_iterable_are_one_line(tmp_path: Path, returned: str) -> None:
+    target = tmp_path / "bad_batches.py"
+    target.write_text(
+        HEAD + "model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())\n"
+        f"def batches():\n    return {returned}\n"
+    )
+    result = CliRunner().invoke(main, ["scan", str(target)])
+    assert result.exit_code == 2, result.output
+    assert "not an iterable" in result.stderr and "Traceback" not in result.output

@@ -354,3 +354,94 @@ def test_markdown_shows_dormant_share_and_no_dead_figures_for_gelu() -> None:
     gelu = next(line for line in markdown.splitlines() if "| GELU |" in line)
     cells = [c.strip() for c in gelu.strip("|").split("|")]
     assert cells[3:5] == ["-", "-"] and cells[6] == "-"  # dead, dead %, mean zero %
+
+
+# -- checkpoints ------------------------------------------------------------------------
+
+
+def _planted_model() -> nn.Module:
+    from deadcheck.loading import load_target
+
+    return load_target(PLANTED).model
+
+
+ODD_CHECKPOINTS = [
+    ("integer-keys", lambda sd: {i: v for i, v in enumerate(sd.values())}, "not a name"),
+    ("meta-tensor", lambda sd: {k: v.to("meta") for k, v in sd.items()}, "meta tensor"),
+    ("sparse-tensor", lambda sd: {k: v.to_sparse() for k, v in sd.items()}, "sparse"),
+    (
+        "quantized-tensor",
+        lambda sd: {k: torch.quantize_per_tensor(v, 0.1, 0, torch.qint8) for k, v in sd.items()},
+        "quantized",
+    ),
+    ("complex-tensor", lambda sd: {k: v.to(torch.complex64) for k, v in sd.items()}, "complex"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"), [c[1:] for c in ODD_CHECKPOINTS], ids=[c[0] for c in ODD_CHECKPOINTS]
+)
+def test_odd_checkpoints_are_one_line(tmp_path: Path, change, words) -> None:
+    path = tmp_path / "odd.pt"
+    torch.save(change(_planted_model().state_dict()), path)
+    result = CliRunner().invoke(main, ["scan", PLANTED, "--weights", str(path)])
+    one_line_exit_2(result)
+    assert words in result.stderr
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "bomb.pt"
+    torch.save(_planted_model().state_dict(), path)
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("bomb/data/99", "w", force_zip64=True) as entry,
+    ):
+        block = bytes(1 << 20)
+        for _ in range(256):  # 256 MiB of zeros, about 250 KB deflated
+            entry.write(block)
+    assert path.stat().st_size < 4 << 20
+    result = CliRunner().invoke(main, ["scan", PLANTED, "--weights", str(path)])
+    one_line_exit_2(result)
+    assert "claims" in result.stderr and "refused before reading it" in result.stderr
+
+
+# -- memory: the heatmap and the plot stay bounded -------------------------------------
+
+
+def _wide_report(sites: int, widest: int) -> deadcheck.Report:
+    from deadcheck.analysis import analyze
+    from deadcheck.statistics import SiteId, SiteStats, Stats
+
+    def site(i: int, units: int) -> SiteStats:
+        return SiteStats(
+            id=SiteId(module=f"s{i}"),
+            kind="ReLU",
+            unit_axis=1,
+            units=units,
+            calls=1,
+            positions=2,
+            zeros=tuple(2 if u % 3 == 0 else u % 2 for u in range(units)),
+            nan=(0,) * units,
+        )
+
+    stats = Stats(sites=(site(0, widest), *(site(i, 4) for i in range(1, sites))), samples=2)
+    return analyze(stats)
+
+
+def test_the_heatmap_is_bounded_and_says_what_it_drew() -> None:
+    from deadcheck.plotting import (
+        MAX_HEATMAP_SITES,
+        MAX_HEATMAP_UNITS,
+        heatmap_note,
+        heatmap_rgb,
+    )
+
+    report = _wide_report(600, 200_000)
+    image = heatmap_rgb(report)
+    assert image.shape[1] == MAX_HEATMAP_UNITS and image.shape[0] <= 4 * MAX_HEATMAP_SITES
+    note = heatmap_note(report)
+    assert note is not None and "first 512 of 600 sites" in note and "bins" in note
+    png = deadcheck.plotting.plot_report(report)
+    assert png.startswith(b"\x89PNG")

@@ -220,3 +220,19 @@ def test_recording_with_and_without_the_kernel_gives_equal_stats(tmp_path) -> No
     assert compiled == plain == missing
     conv = next(site for site in compiled["sites"] if site["kind"] == "ReLU6")
     assert conv["zeros"][:3] == [conv["positions"]] * 3  # the planted dead units
+
+
+def test_misaligned_data_is_counted_by_pure_torch_exactly() -> None:
+    """A float32 tensor one byte off its alignment: typed loads would be undefined behaviour."""
+    import numpy as np
+
+    values = torch.tensor([[-1.0, 2.0, 0.5], [3.0, -4.0, 0.0]]).numpy().tobytes()
+    raw = bytearray(b"\0" + values)
+    x = torch.frombuffer(raw, dtype=torch.float32, offset=1).reshape(2, 3)
+    assert x.data_ptr() % 4 != 0
+    positive = torch.zeros(3, dtype=torch.float32)
+    assert not kernel.count_into(x, 1, positive, None, None)
+    assert positive.tolist() == [0.0, 0.0, 0.0]  # declined: nothing written
+    counted, _ = counting.count_units(x, 1)
+    assert counted.tolist() == [1.0, 1.0, 1.0]
+    assert np.frombuffer(bytes(raw[1:]), dtype=np.float32).tolist() == x.flatten().tolist()
