@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import math
 import os
 from collections.abc import Iterator
@@ -32,7 +33,19 @@ __all__ = ["ENV", "active", "count_into", "disabled", "status"]
 ENV = "DEADCHECK_KERNEL"
 
 
+#: The environment variable naming a kernel built elsewhere (a sanitizer build, in tests).
+PATH_ENV = "DEADCHECK_KERNEL_PATH"
+
+
 def _load() -> tuple[ModuleType | None, str]:
+    built = os.environ.get(PATH_ENV)
+    if built:
+        spec = importlib.util.spec_from_file_location("deadcheck._countkernel", built)
+        if spec is None or spec.loader is None:
+            return None, f"not loadable from {built}"
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module, ""
     try:
         return importlib.import_module("deadcheck._countkernel"), ""
     except ImportError as error:  # not built: no compiler at install time

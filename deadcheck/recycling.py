@@ -283,7 +283,13 @@ class Recycler:
     """
 
     def __init__(
-        self, model: nn.Module, optimizer: Any = None, *, every: int = 100, tau: float = 0.1
+        self,
+        model: nn.Module,
+        optimizer: Any = None,
+        *,
+        every: int = 100,
+        tau: float = 0.1,
+        training_only: bool = False,
     ) -> None:
         from deadcheck.recording import Recorder
 
@@ -297,7 +303,9 @@ class Recycler:
         self.tau = tau
         self.history: list[RecycleResult] = []
         self._steps = 0
-        self._recorder = Recorder(model, dormant=True).attach()
+        #: ``training_only``: passes in eval mode (a training loop's evaluation) never
+        #: feed recycling decisions.
+        self._recorder = Recorder(model, dormant=True, training_only=training_only).attach()
 
     def step(self) -> RecycleResult | None:
         """Count one step; every ``every`` steps recycle, reset the window, return what was done."""

@@ -182,6 +182,8 @@ _REQUIRED = ("site", "kind", "module", "index", "occurrences", "units", "becomes
 #: nn.Module's own attributes: never a module path a plan may write to.
 _MODULE_ATTRIBUTES = frozenset(dir(nn.Module())) | {"__class__", "__dict__"}
 _MAX_UNITS = 1 << 31
+#: The largest slope magnitude a plan or option may give (float32 holds it exactly enough).
+_MAX_SLOPE = 1e4
 
 
 def _path_ok(path: str) -> bool:
@@ -228,8 +230,8 @@ def _checked_site(site: Any, i: int, to: str) -> PlannedSite:
     parameters = site.get("num_parameters", 1)
     if parameters != 1 and not (becomes == "PReLU" and parameters == site["units"]):
         raise SwapError(f"{where}: num_parameters {parameters} is neither 1 nor its units")
-    if not math.isfinite(site["slope"]):
-        raise SwapError(f"{where}: slope {site['slope']} is not finite")
+    if not (math.isfinite(site["slope"]) and abs(site["slope"]) <= _MAX_SLOPE):
+        raise SwapError(f"{where}: slope {site['slope']:.3g} is not a finite slope in ±1e4")
     if not -8 <= site.get("unit_axis", 1) < 8:
         raise SwapError(f"{where}: unit_axis {site['unit_axis']} is out of range")
     for name in ("module", "caller", "new_site"):
@@ -412,9 +414,9 @@ def plan_swap(
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or not math.isfinite(value)
+            or not (math.isfinite(value) and abs(value) <= _MAX_SLOPE)
         ):
-            raise InputError(f"{name} must be a finite number, got {value!r}", option=name)
+            raise InputError(f"{name} must be a finite number in ±1e4, got {value!r}", option=name)
     if report is None and isinstance(sites, Report):
         report = sites
     if report is None and example_inputs is not None:

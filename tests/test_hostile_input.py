@@ -389,6 +389,16 @@ def test_odd_checkpoints_are_one_line(tmp_path: Path, change, words) -> None:
     assert words in result.stderr
 
 
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux), or 0 where it cannot be read."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
 def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None:
     import zipfile
 
@@ -402,8 +412,10 @@ def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None:
         for _ in range(256):  # 256 MiB of zeros, about 250 KB deflated
             entry.write(block)
     assert path.stat().st_size < 4 << 20
+    before = _rss()
     result = CliRunner().invoke(main, ["scan", PLANTED, "--weights", str(path)])
     one_line_exit_2(result)
+    assert _rss() - before < 64 << 20  # the 256 MiB tensor was never inflated
     assert "claims" in result.stderr and "refused before reading it" in result.stderr
 
 
@@ -445,3 +457,95 @@ def test_the_heatmap_is_bounded_and_says_what_it_drew() -> None:
     assert note is not None and "first 512 of 600 sites" in note and "bins" in note
     png = deadcheck.plotting.plot_report(report)
     assert png.startswith(b"\x89PNG")
+
+
+# -- full and read-only destinations ----------------------------------------------------
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path):
+    """A 64 KiB tmpfs, where this test may mount one (root on Linux), else skipped."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+    point = tmp_path / "small"
+    point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode()[:200]}")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(small_mount: Path) -> None:
+    (small_mount / "filler").write_bytes(b"x" * (60 << 10))
+    out = small_mount / "out"
+    result = CliRunner().invoke(main, ["swap", PLANTED, "--to", "prelu", "--output", str(out)])
+    one_line_exit_2(result)
+    assert sorted(p.name for p in small_mount.iterdir()) == ["filler"]
+
+
+def test_a_read_only_destination_is_refused_before_the_work(small_mount: Path) -> None:
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    result = CliRunner().invoke(
+        main, ["scan", PLANTED, "--format", "json", "-o", str(small_mount / "r.json")]
+    )
+    one_line_exit_2(result)
+    assert "not writable" in result.stderr
+    assert "samples" not in result.stdout  # refused before the scan ran
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    field=st.sampled_from([*sorted(deadcheck.swapping._SITE_FIELDS), "explode"]),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**13), max_value=10**13),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(["", "__class__", "_modules", "training", "forward", "act1", "fc1"]),
+        st.text(max_size=6),
+        st.lists(st.integers(), max_size=2),
+    ),
+)
+def test_a_stream_of_malformed_plans_leaves_model_and_files_untouched(
+    saved_plan, tmp_path_factory, field, value
+) -> None:
+    folder = tmp_path_factory.mktemp("plan")
+    plan = _site(saved_plan, **{field: value})
+    path = folder / "plan.json"
+    path.write_text(json.dumps(plan, allow_nan=True))
+    before = path.read_bytes()
+    model = _planted_model()
+    state = copy.deepcopy(model.state_dict())
+    modules = [type(m) for m in model.modules()]
+    try:
+        deadcheck.swap(model, plan=SwapPlan.load(path), inplace=True)
+    except (SwapError, InputError):
+        assert [type(m) for m in model.modules()] == modules
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+        refused = True
+    else:
+        refused = False
+    weights = folder / "w.pt"
+    torch.save(_planted_model().state_dict(), weights)
+    weights_before = weights.read_bytes()
+    result = CliRunner().invoke(
+        main, ["scan", PLANTED, "--plan", str(path), "--weights", str(weights)]
+    )
+    if refused:
+        one_line_exit_2(result)
+    assert result.exit_code in (0, 2), result.output
+    assert path.read_bytes() == before and weights.read_bytes() == weights_before

@@ -151,3 +151,23 @@ def test_a_module_that_calls_itself_is_one_pass() -> None:
     stats = rec.stats()
     assert stats.samples == 4
     assert stats.names == (":relu#0", ":relu#1", ":relu#2")
+
+
+def test_the_callbacks_recycler_never_counts_evaluation_passes() -> None:
+    """A training run's eval passes fed recycling decisions (issue 21's double recorder)."""
+    from deadcheck.integrations._core import Options, Watch
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    watch = Watch(model, Options(every=10, recycle=0.1), writer=None, log_dir=None)
+    watch.start_recycling(torch.optim.SGD(model.parameters(), lr=0.1))
+    try:
+        model.eval()
+        model(torch.randn(5, 3))
+        assert watch.recycler is not None
+        assert watch.recycler._recorder.stats().samples == 0
+        assert watch.monitor.recorder.stats().samples == 0
+        model.train()
+        model(torch.randn(5, 3))
+        assert watch.recycler._recorder.stats().samples == 5
+    finally:
+        watch.close()

@@ -61,7 +61,9 @@ class Watch:
     def start_recycling(self, optimizer: Any) -> None:
         if self.options.recycle is not None and self.recycler is None:
             every = self.options.recycle_every or self.options.every
-            self.recycler = Recycler(self._model, optimizer, every=every, tau=self.options.recycle)
+            self.recycler = Recycler(
+                self._model, optimizer, every=every, tau=self.options.recycle, training_only=True
+            )
 
     def step(self) -> Finding | None:
         """Count one training step; the finding that should stop training, if any."""
