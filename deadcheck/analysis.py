@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from deadcheck.errors import InputError
 from deadcheck.escaping import md_code, md_text
-from deadcheck.kinds import kind
+from deadcheck.kinds import KINDS, kind
 from deadcheck.statistics import SiteId, SiteStats, Slope, Stats
 
 __all__ = [
@@ -99,6 +99,18 @@ class Finding:
             "message": self.message,
             "units": list(self.units),
         }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Finding:
+        """A finding from its JSON form; InputError names the first field that is wrong."""
+        _check(isinstance(data, dict), "a finding is not an object")
+        for key in ("code", "site", "message"):
+            _check(isinstance(data.get(key), str), f"a finding's {key} is not text")
+        severity = data.get("severity")
+        _check(severity in SEVERITIES, f"a finding's severity is {str(severity)[:20]!r}")
+        return cls(
+            data["code"], severity, data["site"], data["message"], _ints(data.get("units", []))
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +228,68 @@ class SiteReport:
             "saturated_units": list(self.saturated_units),
             "mean_abs": None if self.mean_abs is None else list(self.mean_abs),
             "dormant_units": None if self.dormant_units is None else list(self.dormant_units),
+            "shape": list(self.shape),
         }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SiteReport:
+        """A site from its JSON form (``to_dict``); InputError names the first wrong field."""
+        _check(isinstance(data, dict), "a site is not an object")
+        name = data.get("name")
+        _check(isinstance(name, str), "a site has no name")
+        where = f"site {name[:60]!r}"
+        for key in ("kind", "module"):
+            _check(isinstance(data.get(key), str), f"{where}: {key} is not text")
+        _check(data["kind"] in KINDS, f"{where}: kind {data['kind'][:20]!r} is unknown")
+        for key in ("function", "caller", "unit_axis_source"):
+            value = data.get(key)
+            _check(value is None or isinstance(value, str), f"{where}: {key} is not text")
+        counts = {
+            key: _int(data.get(key, default), f"{where}: {key}")
+            for key, default in (
+                ("index", 0),
+                ("occurrences", 1),
+                ("units", None),
+                ("unit_axis", None),
+                ("calls", 0),
+                ("positions", None),
+            )
+        }
+        zero_fraction = _floats(data.get("zero_fraction"), f"{where}: zero_fraction")
+        dead_fraction = data.get("dead_fraction")
+        _check(_is_share(dead_fraction), f"{where}: dead_fraction is not a share in [0, 1]")
+        slope = data.get("slope")
+        if isinstance(slope, list):
+            slope = _floats(slope, f"{where}: slope")
+        else:
+            _check(slope is None or _is_number(slope), f"{where}: slope is not a number")
+            slope = None if slope is None else float(slope)
+        mean_abs = data.get("mean_abs")
+        dormant = data.get("dormant_units")
+        return cls(
+            id=SiteId(
+                module=data["module"],
+                function=data.get("function"),
+                index=counts["index"],
+                occurrences=counts["occurrences"],
+                caller=data.get("caller"),
+            ),
+            kind=data["kind"],
+            units=counts["units"],
+            unit_axis=counts["unit_axis"],
+            positions=counts["positions"],
+            zero_fraction=zero_fraction,
+            dead_units=_ints(data.get("dead_units", [])),
+            dead_fraction=float(dead_fraction),
+            slope=slope,
+            nan_units=_ints(data.get("nan_units", [])),
+            saturated_units=_ints(data.get("saturated_units", [])),
+            calls=counts["calls"],
+            shape=_ints(data.get("shape", [])),
+            mean_abs=None if mean_abs is None else _floats(mean_abs, f"{where}: mean_abs"),
+            dormant_units=None if dormant is None else _ints(dormant),
+            axis_source=data.get("unit_axis_source"),
+        )
 
 
 @dataclass(frozen=True)
@@ -290,6 +363,79 @@ class Report:
             "incomplete": self.incomplete,
             "problems": list(self.problems),
         }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Report:
+        """A report from its JSON form: ``Report.from_dict(report.to_dict()) == report``.
+
+        Every field is checked (types, ranges, known kinds and severities);
+        InputError names the first that is wrong. Figures a report wrote as
+        ``null`` (non-finite) cannot come back, so such a report is refused.
+        """
+        _check(isinstance(data, dict), "a report is not a JSON object")
+        schema = data.get("schema")
+        _check(schema == SCHEMA, f"schema {str(schema)[:40]!r} is not {SCHEMA}")
+        _check(isinstance(data.get("sites", []), list), "'sites' is not a list")
+        _check(isinstance(data.get("findings", []), list), "'findings' is not a list")
+        target = data.get("target")
+        _check(target is None or isinstance(target, str), "'target' is not text")
+        problems = data.get("problems", [])
+        _check(
+            isinstance(problems, list) and all(isinstance(p, str) for p in problems),
+            "'problems' is not a list of text",
+        )
+        given = data.get("thresholds", {})
+        _check(isinstance(given, dict), "'thresholds' is not an object")
+        known = set(Thresholds.__dataclass_fields__)
+        _check(set(given) <= known, f"'thresholds' has unknown keys {sorted(set(given) - known)}")
+        partial = data.get("partial", False)
+        _check(isinstance(partial, bool), "'partial' is not true or false")
+        return cls(
+            sites=tuple(SiteReport.from_dict(site) for site in data.get("sites", [])),
+            findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
+            samples=_int(data.get("samples"), "samples"),
+            thresholds=Thresholds(**given),
+            target=target,
+            partial=partial,
+            problems=tuple(problems),
+        )
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(f"not a deadcheck report: {message}")
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _is_share(value: Any) -> bool:
+    return _is_number(value) and 0.0 <= value <= 1.0
+
+
+def _int(value: Any, where: str) -> int:
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63,
+        f"{where} is not a count",
+    )
+    return int(value)
+
+
+def _ints(values: Any) -> tuple[int, ...]:
+    _check(isinstance(values, list), "a list of unit numbers is not a list")
+    return tuple(_int(v, "a unit number") for v in values)
+
+
+def _floats(values: Any, where: str) -> tuple[float, ...]:
+    _check(isinstance(values, list), f"{where} is not a list")
+    _check(all(_is_number(v) for v in values), f"{where} holds a value that is not a number")
+    return tuple(float(v) for v in values)
 
 
 def worst(severities: Iterable[Severity]) -> Severity | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deadcheck import jsontext
-from deadcheck.analysis import SCHEMA, SEVERITIES, percent
+from deadcheck.analysis import SCHEMA, SEVERITIES, Report, percent
 from deadcheck.errors import InputError
 from deadcheck.escaping import md_code, md_text, terminal
 from deadcheck.files import check_regular_file
@@ -191,14 +191,18 @@ def _findings(report: dict[str, Any]) -> list[FindingKey]:
 
 
 def diff_reports(
-    old: dict[str, Any],
-    new: dict[str, Any],
+    old: Report | dict[str, Any],
+    new: Report | dict[str, Any],
     *,
     fail_on_rise: float = 0.05,
     fail_on: str | None = None,
     names: tuple[str, str] = ("old", "new"),
 ) -> ReportDiff:
-    """Compare two report dicts (as ``Report.to_dict()`` or the JSON file give them)."""
+    """Compare two reports: :class:`Report` objects, or dicts as the JSON file gives them."""
+    if isinstance(old, Report):
+        old = old.to_dict()
+    if isinstance(new, Report):
+        new = new.to_dict()
     if not 0.0 <= fail_on_rise <= 1.0:
         raise InputError(
             f"fail_on_rise must be in [0, 1], got {fail_on_rise}", option="fail_on_rise"

@@ -1,0 +1,96 @@
+"""A report read back from its JSON is the report (issue 21: Report.from_dict)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import deadcheck
+from deadcheck.analysis import Report
+from deadcheck.diffing import diff_reports
+from deadcheck.errors import InputError
+
+
+def _planted() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3),
+        nn.ReLU(),
+        nn.Conv2d(6, 5, 1),
+        nn.PReLU(5),
+        nn.Flatten(),
+        nn.LazyLinear(7),
+        nn.GELU(),
+        nn.Linear(7, 4),
+        nn.ReLU6(),
+    )
+    model(torch.randn(1, 3, 6, 6))
+    with torch.no_grad():
+        model[0].bias[:2] = -100.0
+        model[3].weight.copy_(torch.tensor([0.25, -0.5, 1.0, 0.001, 0.9]))
+    return model
+
+
+CASES = [
+    ("relu-family", {}),
+    ("all-with-dormant", {"activations": "all", "dormant": 0.3}),
+    ("dying-0.25", {"dying": 0.25}),
+]
+
+
+@pytest.mark.parametrize("options", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_report_round_trips_through_json(options) -> None:
+    report = deadcheck.scan(_planted(), [torch.randn(4, 3, 6, 6)], target="planted", **options)
+    assert report.findings and report.sites
+    text = deadcheck.render(report, "json")
+    again = Report.from_dict(json.loads(text))
+    assert again == report
+    assert again.to_dict() == report.to_dict()
+
+
+def test_a_partial_incomplete_report_round_trips() -> None:
+    class Odd(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x[: x.shape[0] // 2 + 1].reshape(-1)[: 3 + x.shape[0]])
+
+    model = Odd()
+    with deadcheck.record(model) as rec:
+        model(torch.randn(2, 3))
+        model(torch.randn(4, 3))  # another unit count: the site cannot be counted on
+    report = rec.report()
+    assert report.incomplete
+    assert Report.from_dict(json.loads(deadcheck.render(report, "json"))) == report
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: d.update(schema="other/1"), "schema"),
+        (lambda d: d["sites"][0].update(kind="Swishy"), "kind"),
+        (lambda d: d["sites"][0].update(units=-1), "units"),
+        (lambda d: d["sites"][0].update(zero_fraction=[None]), "zero_fraction"),
+        (lambda d: d["findings"][0].update(severity="fatal"), "severity"),
+        (lambda d: d.update(thresholds={"dying": 2.0}), "dying"),
+        (lambda d: d.update(samples=True), "samples"),
+    ],
+    ids=["schema", "kind", "units", "null-figure", "severity", "threshold", "samples"],
+)
+def test_a_malformed_report_names_its_flaw(change, words) -> None:
+    data = deadcheck.scan(_planted(), [torch.randn(2, 3, 6, 6)]).to_dict()
+    change(data)
+    with pytest.raises(InputError, match=words):
+        Report.from_dict(data)
+
+
+def test_diff_takes_reports() -> None:
+    model = _planted()
+    before = deadcheck.scan(model, [torch.randn(4, 3, 6, 6)])
+    with torch.no_grad():
+        model[0].bias[:4] = -100.0
+    after = deadcheck.scan(model, [torch.randn(4, 3, 6, 6)])
+    diff = diff_reports(before, after, fail_on_rise=0.05)
+    assert diff.fails and [s.site for s in diff.rises] == ["1"]
+    assert diff_reports(before.to_dict(), after.to_dict(), fail_on_rise=0.05) == diff
