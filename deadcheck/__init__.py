@@ -57,9 +57,6 @@ _EXPORTS = {
     "SwapError": "deadcheck.errors",
 }
 
-#: Old names kept for one release, with the new one each points to.
-_DEPRECATED = {"LayerReport": "SiteReport"}
-
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
@@ -81,10 +78,6 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _DEPRECATED:
-        new = _DEPRECATED[name]
-        warnings.warn(f"deadcheck.{name} is deadcheck.{new} now", DeprecationWarning, stacklevel=2)
-        return __getattr__(new)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'deadcheck' has no attribute {name!r}")

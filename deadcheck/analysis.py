@@ -8,7 +8,6 @@ report can always be re-derived from the same stats with other thresholds.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -155,12 +154,6 @@ class SiteReport:
         return len(self.dormant_units) / self.units if self.units else 0.0
 
     @property
-    def nonfinite_units(self) -> tuple[int, ...]:
-        """Deprecated: :attr:`nan_units` (infinities count by their sign; removed next release)."""
-        warnings.warn("nonfinite_units is nan_units now", DeprecationWarning, stacklevel=2)
-        return self.nan_units
-
-    @property
     def module(self) -> str:
         return self.id.module
 
@@ -224,7 +217,6 @@ class SiteReport:
             "dead_fraction": self.dead_fraction,
             "slope": list(self.slope) if isinstance(self.slope, tuple) else self.slope,
             "nan_units": list(self.nan_units),
-            "nonfinite_units": list(self.nan_units),  # the old key, kept for one release
             "saturated_units": list(self.saturated_units),
             "mean_abs": None if self.mean_abs is None else list(self.mean_abs),
             "dormant_units": None if self.dormant_units is None else list(self.dormant_units),
@@ -315,17 +307,6 @@ class Report:
             if site.name == name:
                 return site
         raise KeyError(f"no site {name!r}; sites: {', '.join(s.name for s in self.sites)}")
-
-    @property
-    def layers(self) -> tuple[SiteReport, ...]:
-        """Deprecated: :attr:`sites` (removed in the next release)."""
-        warnings.warn("Report.layers is Report.sites now", DeprecationWarning, stacklevel=2)
-        return self.sites
-
-    def layer(self, name: str) -> SiteReport:
-        """Deprecated: :meth:`site` (removed in the next release)."""
-        warnings.warn("Report.layer() is Report.site() now", DeprecationWarning, stacklevel=2)
-        return self.site(name)
 
     def findings_for(self, site: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.site == site)
@@ -619,10 +600,3 @@ def analyze(stats: Stats, thresholds: Thresholds | None = None, **overrides: flo
         partial=stats.partial,
         problems=stats.problems,
     )
-
-
-def __getattr__(name: str) -> Any:
-    if name == "LayerReport":  # the old name, kept for one release
-        warnings.warn("LayerReport is SiteReport now", DeprecationWarning, stacklevel=2)
-        return SiteReport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -160,10 +160,13 @@ def scan(
     progress: Callable[[int], None] | None = None,
     thresholds: Thresholds | None = None,
     activations: str = "relu",
-    dormant: bool = False,
+    dormant: bool | float = False,
     **overrides: float,
 ) -> Report:
     """Record ``model`` on every batch of ``inputs`` and return the analysed report.
+
+    ``dormant``: True records dormant statistics; a number also sets the
+    dormant threshold tau (``dormant=0.5``).
 
     A tensor batch is passed as is, a tuple or list as positional arguments, a
     dict as keyword arguments. Ctrl-C stops early and returns what was seen,
@@ -182,7 +185,7 @@ def scan(
             target=target,
             batch_axis=batch_axis,
             activations=activations,
-            dormant=dormant,
+            dormant=dormant is not False,  # a threshold (0.0 too) records them
         ) as recorder,
     ):
         while True:
@@ -215,6 +218,10 @@ def scan(
     _check_unit_axis_names(unit_axis or {}, stats)
     if partial:
         stats = replace(stats, partial=True)
+    if not isinstance(dormant, bool) and "dormant" not in overrides:
+        # dormant=0.5 is the threshold tau (as --dormant 0.5 and report(dormant=0.5) are),
+        # not merely "on".
+        overrides = {**overrides, "dormant": float(dormant)}
     return analyze(stats, thresholds, **overrides)
 
 

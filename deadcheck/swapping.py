@@ -151,7 +151,7 @@ class SwapPlan:
             raise SwapError("plan 'notes' is not a list of strings")
         return cls(
             to=to,
-            sites=tuple(_checked_site(_renamed(site), i, to) for i, site in enumerate(sites)),
+            sites=tuple(_checked_site(site, i, to) for i, site in enumerate(sites)),
             notes=tuple(notes),
         )
 
@@ -239,16 +239,6 @@ def _checked_site(site: Any, i: int, to: str) -> PlannedSite:
         if value is not None and not _path_ok(value):
             raise SwapError(f"{where}: {name} {value[:40]!r} is not a module path")
     return PlannedSite(**site)
-
-
-def _renamed(site: Any) -> Any:
-    """A planned site's fields under today's names (``inplace`` was ``activation_inplace``)."""
-    if not isinstance(site, dict):
-        return site
-    site = dict(site)
-    if "inplace" in site:
-        site["activation_inplace"] = site.pop("inplace")
-    return site
 
 
 def _swap_to(to: str) -> SwapTo:

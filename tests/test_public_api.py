@@ -65,9 +65,9 @@ def test_docs_api_gives_each_functions_parameters(name: str) -> None:
             assert parameter.name in documented, (name, parameter.name)
 
 
-def test_the_old_names_still_work_for_one_release_with_a_warning() -> None:
-    with pytest.warns(DeprecationWarning, match="SiteReport"):
-        assert deadcheck.LayerReport is deadcheck.SiteReport
+def test_names_never_released_are_gone() -> None:
+    """0.1.0 was never released: its renamed names are not kept as shims."""
+    assert not hasattr(deadcheck, "LayerReport")
     report = deadcheck.analyze(deadcheck.Stats(sites=(), samples=0))
-    with pytest.warns(DeprecationWarning, match="Report.sites"):
-        assert report.layers == report.sites
+    assert not hasattr(report, "layers") and not hasattr(report, "layer")
+    assert "nonfinite_units" not in deadcheck.SiteReport.__dict__

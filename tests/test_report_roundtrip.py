@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import deadcheck
-from deadcheck.analysis import Report
+from deadcheck.analysis import Report, Thresholds
 from deadcheck.diffing import diff_reports
 from deadcheck.errors import InputError
 
@@ -94,3 +94,15 @@ def test_diff_takes_reports() -> None:
     diff = diff_reports(before, after, fail_on_rise=0.05)
     assert diff.fails and [s.site for s in diff.rises] == ["1"]
     assert diff_reports(before.to_dict(), after.to_dict(), fail_on_rise=0.05) == diff
+
+
+def test_scan_takes_a_dormant_number_as_the_threshold() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.GELU())
+    batches = [torch.randn(16, 3)]
+    at_half = deadcheck.scan(model, batches, activations="all", dormant=0.5)
+    explicit = deadcheck.scan(
+        model, batches, activations="all", dormant=True, thresholds=Thresholds(dormant=0.5)
+    )
+    assert at_half.thresholds.dormant == 0.5
+    assert at_half.site("1").dormant_units == explicit.site("1").dormant_units
