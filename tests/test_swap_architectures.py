@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import deadcheck
+from deadcheck.errors import SwapError
 from deadcheck.layers import AxisPReLU
 
 
@@ -194,8 +195,10 @@ def test_a_site_that_cannot_be_swapped_keeps_a_clear_error() -> None:
     assert torch.equal(swapped(x), model(x))
 
 
-def test_a_plan_saved_before_the_renames_still_replays(tmp_path) -> None:
-    """Plans written by earlier versions carry "inplace" and no "how" or "unit_axis"."""
+def test_a_plan_with_the_unreleased_inplace_key_is_refused_and_one_without_how_replays(
+    tmp_path,
+) -> None:
+    """The never-released "inplace" key is refused by name; "how" and "unit_axis" default."""
     old = {
         "schema": "deadcheck.swap-plan/1",
         "to": "leaky_relu",
@@ -218,6 +221,10 @@ def test_a_plan_saved_before_the_renames_still_replays(tmp_path) -> None:
         ],
     }
     path = tmp_path / "plan.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(SwapError, match="unknown field 'inplace'"):
+        deadcheck.swap(nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True)), plan=path)
+    old["sites"][0]["activation_inplace"] = old["sites"][0].pop("inplace")
     path.write_text(json.dumps(old))
     model = deadcheck.swap(nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True)), plan=path)
     assert isinstance(model[1], nn.LeakyReLU) and model[1].inplace is True
