@@ -249,7 +249,7 @@ class SiteReport:
         }
         zero_fraction = _floats(data.get("zero_fraction"), f"{where}: zero_fraction")
         dead_fraction = data.get("dead_fraction")
-        _check(_is_share(dead_fraction), f"{where}: dead_fraction is not a share in [0, 1]")
+        _check(is_share(dead_fraction), f"{where}: dead_fraction is not a share in [0, 1]")
         slope = data.get("slope")
         if isinstance(slope, list):
             slope = _floats(slope, f"{where}: slope")
@@ -396,7 +396,8 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _is_share(value: Any) -> bool:
+def is_share(value: Any) -> bool:
+    """A finite number in [0, 1], not a bool (a 5,000-digit integer is not one either)."""
     return _is_number(value) and 0.0 <= value <= 1.0
 
 

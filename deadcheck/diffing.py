@@ -10,13 +10,12 @@ appeared. Pure: two report dicts (schema ``deadcheck.report/1``) in, a
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deadcheck import jsontext
-from deadcheck.analysis import SCHEMA, SEVERITIES, Report, percent
+from deadcheck.analysis import SCHEMA, SEVERITIES, Report, is_share, percent
 from deadcheck.errors import InputError
 from deadcheck.escaping import md_code, md_text, terminal
 from deadcheck.files import check_regular_file
@@ -134,16 +133,6 @@ def load_report(path: str | Path) -> dict[str, Any]:
     return check_report(data, str(path))
 
 
-def _fraction(value: Any) -> bool:
-    """A share a gate can compare: a finite number in [0, 1] (not a bool, not a huge int)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value) and 0.0 <= value <= 1.0
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
 def _shown(value: Any) -> str:
     """A short, safe rendering of a value from a file (a 5,000-digit integer included)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
@@ -165,7 +154,7 @@ def check_report(report: Any, where: str = "the report") -> dict[str, Any]:
     for i, site in enumerate(sites):
         if not isinstance(site, dict) or not isinstance(site.get("name"), str):
             raise InputError(f"{where}: site {i} has no name")
-        if not _fraction(site.get("dead_fraction")):
+        if not is_share(site.get("dead_fraction")):
             raise InputError(
                 f"{where}: site {site['name'][:60]!r} has dead_fraction "
                 f"{_shown(site.get('dead_fraction'))}, not a number in [0, 1]"
