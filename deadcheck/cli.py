@@ -591,12 +591,14 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
     result = recycle(done.target.model, done.report, tau=tau)
     for site, why in result.skipped.items():
         click.echo(f"deadcheck: note: {site} not recycled: {why}", err=True)
+    for site, how in result.notes.items():
+        click.echo(f"deadcheck: note: {site}: {how}", err=True)
     buffer = io.BytesIO()
     torch.save(done.target.model.state_dict(), buffer)
     record = jsontext.dumps({**result.to_dict(), "target": done.target.name, "tau": tau})
     write_folder_atomic(
         output,
-        {"state_dict.pt": buffer.getvalue(), "recycled.json": (record + "\n").encode()},
+        {"state_dict.pt": buffer.getvalue(), "recycled.json": record.encode()},
         force=force,
     )
     for site, units in result.recycled.items():

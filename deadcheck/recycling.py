@@ -40,6 +40,7 @@ from torch import nn
 from deadcheck.activations import CALLS, module_kind
 from deadcheck.analysis import Report
 from deadcheck.errors import InputError
+from deadcheck.kinds import kind
 from deadcheck.statistics import SiteId, Stats
 
 __all__ = ["RecycleResult", "Recycler", "recycle"]
@@ -56,6 +57,8 @@ class RecycleResult:
 
     recycled: dict[str, tuple[int, ...]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: How units were chosen where it was not the dormant score (dead units, per site).
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def units(self) -> int:
@@ -66,6 +69,7 @@ class RecycleResult:
             "schema": "deadcheck.recycle/1",
             "recycled": {site: list(units) for site, units in self.recycled.items()},
             "skipped": dict(self.skipped),
+            "notes": dict(self.notes),
         }
 
 
@@ -83,13 +87,27 @@ class _LeafTracer(torch.fx.Tracer):
         return type(m).__module__.startswith("torch.nn.") and not m._modules
 
 
+#: Why a site without dormant statistics is judged by its dead units.
+DEAD_NOTE = (
+    "no dormant statistics: its dead units were chosen (a dead unit's mean |output| is "
+    "exactly 0, so it is dormant at any tau); record with dormant=True for the others"
+)
+
+
 def _dormant_units(
     source: Stats | Report, tau: float
-) -> tuple[list[tuple[SiteId, tuple[int, ...]]], dict[str, str]]:
+) -> tuple[list[tuple[SiteId, tuple[int, ...]]], dict[str, str], dict[str, str]]:
     chosen: list[tuple[SiteId, tuple[int, ...]]] = []
     skipped: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for site in source.sites:
         mean_abs = site.mean_abs
+        row = kind(site.kind)
+        if mean_abs is None and row.family and not row.leaky:
+            notes[site.name] = DEAD_NOTE  # ReLU, ReLU6: a dead unit outputs exactly zero
+            if site.dead_units:
+                chosen.append((site.id, tuple(site.dead_units)))
+            continue
         if mean_abs is None:
             skipped[site.name] = "no dormant statistics: record with dormant=True"
             continue
@@ -97,7 +115,7 @@ def _dormant_units(
         units = tuple(u for u, m in enumerate(mean_abs) if (m / layer if layer > 0 else 0.0) <= tau)
         if units:
             chosen.append((site.id, units))
-    return chosen, skipped
+    return chosen, skipped, notes
 
 
 def _function_of(node: torch.fx.Node) -> str | None:
@@ -234,24 +252,32 @@ def recycle(
 ) -> RecycleResult:
     """Recycle the tau-dormant units of ``model`` in place (ReDo); see the module doc.
 
-    ``stats_or_report`` must carry dormant statistics (``record(..., dormant=True)``
-    or ``activations="all"``). ``sites`` limits recycling to those site names.
+    ``stats_or_report`` should carry dormant statistics (``record(..., dormant=True)``
+    or ``activations="all"``); a ReLU or ReLU6 site without them is judged by its
+    dead units, which are dormant at any tau, and ``notes`` says so. Stats with no
+    site at all raise InputError. ``sites`` limits recycling to those site names.
     Returns which units were recycled per site, and which sites were skipped and why.
     """
     if not 0.0 <= tau < 1.0:
         raise InputError(f"tau must be in [0, 1), got {tau}", option="tau")
-    chosen, skipped = _dormant_units(stats_or_report, tau)
+    if not stats_or_report.sites:
+        raise InputError(
+            "activations: no activation site was recorded, so there is nothing to recycle "
+            "(GELU, SiLU and other activations are sites only with activations all)",
+            option="activations",
+        )
+    chosen, skipped, notes = _dormant_units(stats_or_report, tau)
     if sites is not None:
         wanted = set(sites)
         chosen = [(site, units) for site, units in chosen if site.name in wanted]
     if not chosen:
-        return RecycleResult({}, skipped)
+        return RecycleResult({}, skipped, notes)
     try:
         gm = torch.fx.GraphModule(model, _LeafTracer().trace(model))
     except Exception as error:
         first = str(error).splitlines()[0][:120] if str(error) else ""
         reason = f"the model does not trace with torch.fx ({type(error).__name__}: {first})"
-        return RecycleResult({}, {**skipped, **{site.name: reason for site, _ in chosen}})
+        return RecycleResult({}, {**skipped, **{site.name: reason for site, _ in chosen}}, notes)
     nodes = _site_nodes(gm)
     recycled: dict[str, tuple[int, ...]] = {}
     for site, units in chosen:
@@ -267,7 +293,7 @@ def recycle(
             continue
         _recycle_units(chain, units, optimizer)
         recycled[site.name] = units
-    return RecycleResult(recycled, skipped)
+    return RecycleResult(recycled, skipped, notes)
 
 
 class Recycler:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import deadcheck
-from deadcheck.recycling import recycle
+from deadcheck.recycling import DEAD_NOTE, recycle
 
 DEAD = (1, 3)
 
@@ -176,12 +176,22 @@ def test_sites_that_are_not_a_plain_chain_are_skipped_with_the_reason(build, rea
         assert torch.equal(value, before[name])  # never recycled wrongly
 
 
-def test_without_dormant_statistics_every_site_is_skipped_with_the_reason() -> None:
+def test_without_dormant_statistics_relu_sites_go_by_dead_units_and_leaky_ones_are_skipped() -> (
+    None
+):
     model = MLP()
     with torch.no_grad(), deadcheck.record(model) as rec:
         model(torch.randn(8, 4))
-    result = recycle(model, rec.stats())
-    assert result.skipped == {"act": "no dormant statistics: record with dormant=True"}
+    stats = rec.stats()
+    result = recycle(model, stats)
+    assert result.notes == {"act": DEAD_NOTE} and not result.skipped
+    dead = stats.site("act").dead_units
+    assert result.recycled == ({"act": dead} if dead else {})
+    leaky = nn.Sequential(nn.Linear(4, 3), nn.LeakyReLU(0.1), nn.Linear(3, 2))
+    with torch.no_grad(), deadcheck.record(leaky) as rec:
+        leaky(torch.randn(8, 4))
+    result = recycle(leaky, rec.stats())
+    assert result.skipped == {"1": "no dormant statistics: record with dormant=True"}
 
 
 def test_the_recycler_recycles_in_a_training_loop() -> None:
@@ -199,3 +209,47 @@ def test_the_recycler_recycles_in_a_training_loop() -> None:
     assert results[2] is not None and results[2].recycled == {"act": DEAD}
     assert results[5] is not None and results[5].recycled.get("act", ()) != DEAD
     assert not model._forward_hooks and not model.act._forward_hooks  # detached
+
+
+def test_recycle_after_a_plain_record_recycles_exactly_the_dead_units() -> None:
+    """No dormant statistics: a ReLU site's dead units (mean |output| 0) are recycled, and said."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2))
+    with torch.no_grad():
+        model[0].bias[[1, 4]] = -100.0  # planted: units 1 and 4 never fire
+    with deadcheck.record(model) as rec:
+        model(torch.randn(32, 3))
+    report = rec.report()
+    assert report.site("1").mean_abs is None
+    result = deadcheck.recycle(model, report)
+    assert result.recycled == {"1": (1, 4)}
+    assert "dead units" in result.notes["1"]
+    assert model[0].bias[1] > -100.0 and torch.all(model[2].weight[:, [1, 4]] == 0)
+
+
+def test_recycle_with_no_site_recorded_is_a_clear_error(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from deadcheck.cli import main
+    from deadcheck.errors import InputError
+
+    model = nn.Sequential(nn.Linear(3, 6), nn.GELU(), nn.Linear(6, 2))
+    with deadcheck.record(model) as rec:  # the ReLU family only: the GELU is no site
+        model(torch.randn(8, 3))
+    with pytest.raises(InputError, match="nothing to recycle"):
+        deadcheck.recycle(model, rec.report())
+    target = tmp_path / "gelu.py"
+    target.write_text(
+        "import torch\nfrom torch import nn\n"
+        "model = nn.Sequential(nn.Linear(3, 6), nn.GELU(), nn.Linear(6, 2))\n"
+        "example_input = torch.randn(8, 3)\n"
+    )
+    weights = tmp_path / "w.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 6), nn.GELU(), nn.Linear(6, 2)).state_dict(), weights)
+    result = CliRunner().invoke(
+        main,
+        ["recycle", str(target), "--weights", str(weights), "--output", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--activations" in result.stderr and "nothing to recycle" in result.stderr
+    assert not (tmp_path / "o").exists()
