@@ -341,7 +341,9 @@ def main() -> None:
     show_default=True,
     help="Report format.",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write the report here ('-': stdout)."
+)
 @click.option(
     "--tensorboard",
     "tensorboard_dir",
@@ -379,6 +381,8 @@ def scan_command(
     from deadcheck.files import check_writable, write_text_atomic
     from deadcheck.rendering import render
 
+    if output == "-":  # the convention: "-" is stdout
+        output = None
     for path in (output, plot):
         if path is not None:
             check_writable(path, force=force)

@@ -150,7 +150,7 @@ def _check_unit_axis_names(unit_axis: Mapping[str, int], stats: Stats) -> None:
 
 def scan(
     model: nn.Module,
-    inputs: Iterable[Any],
+    inputs: Iterable[Any] | torch.Tensor,
     *,
     device: torch.device | str | None = None,
     train: bool = False,
@@ -169,13 +169,14 @@ def scan(
     dormant threshold tau (``dormant=0.5``).
 
     A tensor batch is passed as is, a tuple or list as positional arguments, a
-    dict as keyword arguments. Ctrl-C stops early and returns what was seen,
-    marked ``partial``.
+    dict as keyword arguments; ``inputs`` itself being a tensor is one batch.
+    Ctrl-C stops early and returns what was seen, marked ``partial``.
     """
     where = torch.device(device) if device is not None else model_device(model)
     seen = 0
     partial = False
-    iterator = iter(inputs)
+    # One tensor is one batch, not a sequence of rows to feed one by one.
+    iterator = iter([inputs] if isinstance(inputs, torch.Tensor) else inputs)
     with (
         preserved(model, train),
         torch.no_grad(),

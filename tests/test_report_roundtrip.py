@@ -106,3 +106,24 @@ def test_scan_takes_a_dormant_number_as_the_threshold() -> None:
     )
     assert at_half.thresholds.dormant == 0.5
     assert at_half.site("1").dormant_units == explicit.site("1").dormant_units
+
+
+def test_scan_takes_one_tensor_as_one_batch() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    report = deadcheck.scan(model, torch.randn(6, 3))
+    assert report.samples == 6 and report.site("1").positions == 6
+
+
+def test_output_dash_is_stdout(tmp_path, monkeypatch) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from deadcheck.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    planted = Path(__file__).resolve().parent / "targets" / "planted.py"
+    result = CliRunner().invoke(main, ["scan", str(planted), "--format", "json", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["samples"] > 0
+    assert not (tmp_path / "-").exists()
