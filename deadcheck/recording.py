@@ -240,7 +240,7 @@ class Recorder:
         self._types: dict[int, str] = {}
         self._family: dict[int, bool] = {}
         self._stack: list[int] = []
-        #: Per entry of the stack: whether its call turned the function mode on.
+        #: Per entry of the stack: why its call turned the function mode on (_OFF: it did not).
         self._entered: list[int] = []
         #: The outputs of layout-deciding modules this pass, newest last (unit axes).
         self._produced: list[Producer] = []
@@ -282,6 +282,7 @@ class Recorder:
                         "inside scripted code; record the eager model instead"
                     )
             names: ModelNames | None = None
+            self._hidden = []  # found again on every attach
             for path, module in self.model.named_modules():
                 key = id(module)
                 hidden = _runs_hidden_activation(module)
