@@ -37,6 +37,45 @@ Severity = Literal["info", "warning", "error"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 
 
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(f"not a deadcheck report: {message}")
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float, not a bool (a 5,000-digit integer is not one either)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def is_share(value: Any) -> bool:
+    """A :func:`is_number` in [0, 1]."""
+    return is_number(value) and 0.0 <= value <= 1.0
+
+
+def _int(value: Any, where: str) -> int:
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63,
+        f"{where} is not a count",
+    )
+    return int(value)
+
+
+def _ints(values: Any) -> tuple[int, ...]:
+    _check(isinstance(values, list), "a list of unit numbers is not a list")
+    return tuple(_int(v, "a unit number") for v in values)
+
+
+def _floats(values: Any, where: str) -> tuple[float, ...]:
+    _check(isinstance(values, list), f"{where} is not a list")
+    _check(all(is_number(v) for v in values), f"{where} holds a value that is not a number")
+    return tuple(float(v) for v in values)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """When a count becomes a finding. Every default has a reason:
@@ -63,7 +102,7 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_number(value):
                 raise InputError(f"{name} must be a finite number, got {value!r}", option=name)
         if not 0.0 < self.dying <= 1.0:
             raise InputError(f"dying must be in (0, 1], got {self.dying}", option="dying")
@@ -140,6 +179,11 @@ class SiteReport:
     @property
     def name(self) -> str:
         return self.id.name
+
+    @property
+    def axis_assumed(self) -> bool:
+        """Whether the unit axis was assumed from the rank (no producer's output matched)."""
+        return (self.axis_source or "").startswith("assumed")
 
     @property
     def family(self) -> bool:
@@ -254,7 +298,7 @@ class SiteReport:
         if isinstance(slope, list):
             slope = _floats(slope, f"{where}: slope")
         else:
-            _check(slope is None or _is_number(slope), f"{where}: slope is not a number")
+            _check(slope is None or is_number(slope), f"{where}: slope is not a number")
             slope = None if slope is None else float(slope)
         mean_abs = data.get("mean_abs")
         dormant = data.get("dormant_units")
@@ -380,44 +424,6 @@ class Report:
             partial=partial,
             problems=tuple(problems),
         )
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise InputError(f"not a deadcheck report: {message}")
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def is_share(value: Any) -> bool:
-    """A finite number in [0, 1], not a bool (a 5,000-digit integer is not one either)."""
-    return _is_number(value) and 0.0 <= value <= 1.0
-
-
-def _int(value: Any, where: str) -> int:
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63,
-        f"{where} is not a count",
-    )
-    return int(value)
-
-
-def _ints(values: Any) -> tuple[int, ...]:
-    _check(isinstance(values, list), "a list of unit numbers is not a list")
-    return tuple(_int(v, "a unit number") for v in values)
-
-
-def _floats(values: Any, where: str) -> tuple[float, ...]:
-    _check(isinstance(values, list), f"{where} is not a list")
-    _check(all(_is_number(v) for v in values), f"{where} holds a value that is not a number")
-    return tuple(float(v) for v in values)
 
 
 def worst(severities: Iterable[Severity]) -> Severity | None:

@@ -34,7 +34,7 @@ from deadcheck import kernel
 from deadcheck.activations import ActivationCall
 from deadcheck.errors import RecordingError
 from deadcheck.statistics import SiteId, SiteStats, Slope
-from deadcheck.units import Layout, unit_axis
+from deadcheck.units import Layout, unit_axis_and_source
 
 __all__ = ["STATES", "SiteCounter", "State", "collect", "count_units"]
 
@@ -262,14 +262,13 @@ class SiteCounter:
         """
         if x.is_quantized:
             raise TypeError("quantized activations are not supported; record the float model")
-        weight_axis = _per_unit_weight_axis(call)
-        if axis is not None:
-            axis_source = "given (unit_axis)"
-        elif weight_axis is not None and x.ndim >= 2:
-            axis_source = "the axis its per-unit PReLU slope acts on"
-        elif x.ndim <= 1:
-            axis_source = None
-        axis = unit_axis(x.ndim, layout, override=axis, weight_axis=weight_axis)
+        axis, axis_source = unit_axis_and_source(
+            x.ndim,
+            layout,
+            override=axis,
+            weight_axis=_per_unit_weight_axis(call),
+            producer=axis_source,
+        )
         units = int(x.shape[axis]) if x.ndim else 1
         kept = [state for state in STATES if state.needs(call, dormant)]
         # Counters must be ordinary tensors even when the first call runs under

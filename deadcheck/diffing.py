@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deadcheck import jsontext
-from deadcheck.analysis import SCHEMA, SEVERITIES, Report, is_share, percent
+from deadcheck.analysis import SCHEMA, SEVERITIES, Report, percent
 from deadcheck.errors import InputError
 from deadcheck.escaping import md_code, md_text, terminal
 from deadcheck.files import check_regular_file
@@ -113,8 +113,8 @@ class ReportDiff:
         }
 
 
-def load_report(path: str | Path) -> dict[str, Any]:
-    """A JSON report from ``path``; InputError when it is not one."""
+def load_report(path: str | Path) -> Report:
+    """The :class:`Report` a JSON file holds; InputError, naming the file, when it is not one."""
     path = Path(path)
     check_regular_file(path, "report")
     try:
@@ -130,53 +130,14 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise InputError(
             f"{path} is not a deadcheck report (schema {str(schema)[:40]!r}, want {SCHEMA})"
         )
-    return check_report(data, str(path))
+    try:
+        return Report.from_dict(data)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
 
 
-def _shown(value: Any) -> str:
-    """A short, safe rendering of a value from a file (a 5,000-digit integer included)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
-    return repr(value)[:40]
-
-
-def check_report(report: Any, where: str = "the report") -> dict[str, Any]:
-    """``report`` if it has the shape a diff reads; InputError naming the first flaw if not.
-
-    A gate fails closed: a dead share that is missing, not a number, NaN or
-    outside [0, 1] is refused rather than compared.
-    """
-    if not isinstance(report, dict):
-        raise InputError(f"{where} is not a JSON object")
-    sites = report.get("sites", [])
-    if not isinstance(sites, list):
-        raise InputError(f"{where}: 'sites' is not a list")
-    for i, site in enumerate(sites):
-        if not isinstance(site, dict) or not isinstance(site.get("name"), str):
-            raise InputError(f"{where}: site {i} has no name")
-        if not is_share(site.get("dead_fraction")):
-            raise InputError(
-                f"{where}: site {site['name'][:60]!r} has dead_fraction "
-                f"{_shown(site.get('dead_fraction'))}, not a number in [0, 1]"
-            )
-    findings = report.get("findings", [])
-    if not isinstance(findings, list):
-        raise InputError(f"{where}: 'findings' is not a list")
-    for i, finding in enumerate(findings):
-        if not isinstance(finding, dict) or not all(
-            isinstance(finding.get(key), str) for key in ("code", "severity", "site")
-        ):
-            raise InputError(f"{where}: finding {i} lacks a code, severity or site")
-        if finding["severity"] not in SEVERITIES:
-            raise InputError(
-                f"{where}: finding {i} has severity {finding['severity'][:40]!r}; "
-                f"severities: {', '.join(SEVERITIES)}"
-            )
-    return report
-
-
-def _findings(report: dict[str, Any]) -> list[FindingKey]:
-    return [FindingKey(f["code"], f["severity"], f["site"]) for f in report.get("findings", [])]
+def _findings(report: Report) -> list[FindingKey]:
+    return [FindingKey(f.code, f.severity, f.site) for f in report.findings]
 
 
 def diff_reports(
@@ -187,21 +148,22 @@ def diff_reports(
     fail_on: str | None = None,
     names: tuple[str, str] = ("old", "new"),
 ) -> ReportDiff:
-    """Compare two reports: :class:`Report` objects, or dicts as the JSON file gives them."""
-    if isinstance(old, Report):
-        old = old.to_dict()
-    if isinstance(new, Report):
-        new = new.to_dict()
+    """Compare two reports: :class:`Report` objects, or dicts as the JSON file gives them.
+
+    A dict is read with :meth:`Report.from_dict`, which checks every field: a
+    dead share that is missing, NaN or outside [0, 1] is refused rather than
+    compared, so the gate fails closed.
+    """
     if not 0.0 <= fail_on_rise <= 1.0:
         raise InputError(
             f"fail_on_rise must be in [0, 1], got {fail_on_rise}", option="fail_on_rise"
         )
-    check_report(old, f"the {names[0]} report")
-    check_report(new, f"the {names[1]} report")
-    before = {s["name"]: s for s in old.get("sites", [])}
-    after = {s["name"]: s for s in new.get("sites", [])}
+    old = _report(old, names[0])
+    new = _report(new, names[1])
+    before = {s.name: s for s in old.sites}
+    after = {s.name: s for s in new.sites}
     sites = tuple(
-        SiteChange(name, before[name]["dead_fraction"], after[name]["dead_fraction"])
+        SiteChange(name, before[name].dead_fraction, after[name].dead_fraction)
         for name in after
         if name in before
     )
@@ -217,6 +179,15 @@ def diff_reports(
         fail_on_rise=fail_on_rise,
         fail_on=fail_on,
     )
+
+
+def _report(report: Report | dict[str, Any], name: str) -> Report:
+    if isinstance(report, Report):
+        return report
+    try:
+        return Report.from_dict(report)
+    except InputError as error:
+        raise InputError(f"the {name} report: {error}") from None
 
 
 def _finding_text(finding: FindingKey) -> str:

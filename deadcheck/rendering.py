@@ -117,12 +117,26 @@ def render_table(report: Report, *, all_sites: bool = False, width: int = 80) ->
         lines.append(f"... {hidden} more site{'s' if hidden != 1 else ''} (--all shows every site)")
     lines.append("")
     lines.append("zero% is the mean share of inputs <= 0 per unit; dead units had no input > 0.")
+    assumed = _assumed_axes(report)
+    if assumed:
+        lines += textwrap.wrap(assumed + " (--unit-axis sets it).", width)
     if dormant:
         lines.append(
             f"dorm% is the share of units whose mean |output| is <= "
             f"{report.thresholds.dormant:g} of the site's mean."
         )
     return terminal("\n".join(lines)) + "\n"
+
+
+def _assumed_axes(report: Report) -> str | None:
+    """Which sites' unit axis was guessed from the rank, in one line (None: none was)."""
+    names = [layer.name for layer in report.sites if layer.axis_assumed]
+    if not names:
+        return None
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+    return (
+        f"unit axis assumed from the rank at {shown}: no module's output had the activation's shape"
+    )
 
 
 def render_json(report: Report) -> str:
@@ -159,6 +173,9 @@ def render_markdown(report: Report) -> str:
                 f"{percent(layer.mean_zero_fraction) if family else '-'} | "
                 f"{md_text(_slope_text(layer))} |"
             )
+        assumed = _assumed_axes(report)
+        if assumed:
+            lines += ["", md_text(assumed) + "."]
     else:
         lines.append("No ReLU-family activation ran in this model: nothing to check.")
     return "\n".join(lines) + "\n"

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -46,7 +45,7 @@ from torch import nn
 
 from deadcheck import jsontext
 from deadcheck.activations import CALLS, module_kind
-from deadcheck.analysis import Report, SiteReport
+from deadcheck.analysis import Report, SiteReport, is_number
 from deadcheck.errors import InputError, SwapError
 from deadcheck.kinds import KINDS, kind
 from deadcheck.layers import AxisPReLU
@@ -230,7 +229,7 @@ def _checked_site(site: Any, i: int, to: str) -> PlannedSite:
     parameters = site.get("num_parameters", 1)
     if parameters != 1 and not (becomes == "PReLU" and parameters == site["units"]):
         raise SwapError(f"{where}: num_parameters {parameters} is neither 1 nor its units")
-    if not (math.isfinite(site["slope"]) and abs(site["slope"]) <= _MAX_SLOPE):
+    if not (is_number(site["slope"]) and abs(site["slope"]) <= _MAX_SLOPE):
         raise SwapError(f"{where}: slope {site['slope']:.3g} is not a finite slope in ±1e4")
     if not -8 <= site.get("unit_axis", 1) < 8:
         raise SwapError(f"{where}: unit_axis {site['unit_axis']} is out of range")
@@ -401,11 +400,7 @@ def plan_swap(
     """
     target = _swap_to(to)
     for name, value in (("negative_slope", negative_slope), ("init", init)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and abs(value) <= _MAX_SLOPE)
-        ):
+        if not (is_number(value) and abs(value) <= _MAX_SLOPE):
             raise InputError(f"{name} must be a finite number in ±1e4, got {value!r}", option=name)
     if report is None and isinstance(sites, Report):
         report = sites

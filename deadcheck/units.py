@@ -14,7 +14,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["Layout", "Producer", "layout_of", "pick_layout", "resolve_axis", "unit_axis"]
+__all__ = [
+    "Layout",
+    "Producer",
+    "layout_of",
+    "pick_layout",
+    "resolve_axis",
+    "unit_axis",
+    "unit_axis_and_source",
+]
 
 Layout = Literal["channel", "feature"]
 
@@ -110,11 +118,25 @@ def unit_axis(
     per-unit weight acts on (a per-channel PReLU: 1 for ``nn.PReLU``, its own for
     ``AxisPReLU``); else the producer's ``layout`` (:func:`resolve_axis`).
     """
+    return unit_axis_and_source(ndim, layout, override=override, weight_axis=weight_axis)[0]
+
+
+def unit_axis_and_source(
+    ndim: int,
+    layout: Layout | None,
+    *,
+    override: int | None = None,
+    weight_axis: int | None = None,
+    producer: str | None = None,
+) -> tuple[int, str | None]:
+    """:func:`unit_axis`, and in words which rule decided it (``producer``: the layout's)."""
     rank = max(ndim, 1)
     if override is not None:
         if not -rank <= override < rank:
             raise ValueError(f"unit_axis {override} is out of range for a rank-{ndim} activation")
-        return override % rank
-    if weight_axis is not None and rank >= 2:
-        return weight_axis % rank
-    return resolve_axis(rank, layout)
+        return override % rank, "given (unit_axis)"
+    if ndim <= 1:
+        return 0, None  # one unit axis or none: nothing to decide
+    if weight_axis is not None:
+        return weight_axis % rank, "the axis its per-unit PReLU slope acts on"
+    return resolve_axis(rank, layout), producer

@@ -757,3 +757,13 @@ def test_attaching_again_keeps_what_was_read_while_it_holds() -> None:
     (site,) = rec.stats().sites
     assert (site.positions, site.zeros) == (15, expected_zeros(15))
     assert not rec.stats().uncounted
+
+
+def test_the_table_and_markdown_say_where_an_axis_was_assumed() -> None:
+    model = nn.Sequential(nn.Linear(4, 24), nn.Unflatten(1, (6, 2, 2)), nn.ReLU())
+    report = deadcheck.scan(model, torch.randn(3, 4))
+    table = deadcheck.render(report, "table").replace("\n", " ")
+    assert "unit axis assumed from the rank at 2" in table
+    assert "unit axis assumed from the rank at 2" in deadcheck.render(report, "markdown")
+    decided = deadcheck.scan(nn.Sequential(planted(), nn.ReLU()), torch.randn(3, 4))
+    assert "assumed" not in deadcheck.render(decided, "table")

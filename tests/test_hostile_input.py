@@ -80,11 +80,14 @@ def test_reports_with_nan_figures_are_standard_json() -> None:
 
 
 def good_report() -> dict:
-    return {
-        "schema": "deadcheck.report/1",
-        "sites": [{"name": "a", "dead_fraction": 0.25}],
-        "findings": [{"code": "dead-units", "severity": "info", "site": "a"}],
-    }
+    """A real report as JSON: one ReLU site with dead units, and its findings."""
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.copy_(torch.tensor([-1.0, 1.0, -1.0, 1.0]))
+    report = deadcheck.scan(model, [torch.randn(3, 2)])
+    assert report.findings
+    return json.loads(deadcheck.render(report, "json"))
 
 
 def _breakage() -> st.SearchStrategy:
@@ -181,7 +184,10 @@ def test_a_5000_digit_dead_share_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="dead_fraction"):
         diff_reports(good_report(), bad)
     (tmp_path / "old.json").write_text(json.dumps(good_report()))
-    text = json.dumps(good_report()).replace("0.25", "1" + "0" * 5000)
+    text = json.dumps(good_report()).replace(
+        '"dead_fraction": 0.5', '"dead_fraction": 1' + "0" * 5000
+    )
+    assert "0" * 5000 in text
     (tmp_path / "new.json").write_text(text)
     one_line_exit_2(
         CliRunner().invoke(main, ["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
