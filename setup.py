@@ -18,8 +18,8 @@ else:
 setup(
     ext_modules=[
         Extension(
-            "deadcheck._countkernel",
-            sources=["deadcheck/_countkernel.c"],
+            "deadcheck.recording._countkernel",
+            sources=["deadcheck/recording/_countkernel.c"],
             extra_compile_args=flags,
             extra_link_args=link,
             optional=True,

@@ -33,7 +33,7 @@ import torchvision
 from torch import nn
 
 import deadcheck
-from deadcheck import kernel
+from deadcheck.recording import kernel
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)
 

@@ -15,66 +15,90 @@ __version__ = "0.1.0"
 #: Every public name and the module that defines it: the one list. ``__all__`` and
 #: the lazy loader derive from it; a test checks the typing imports and docs/api.md.
 _EXPORTS = {
-    "record": "deadcheck.recording",
-    "Recorder": "deadcheck.recording",
-    "analyze": "deadcheck.analysis",
-    "Report": "deadcheck.analysis",
-    "SiteReport": "deadcheck.analysis",
-    "Finding": "deadcheck.analysis",
-    "Thresholds": "deadcheck.analysis",
-    "Stats": "deadcheck.statistics",
-    "SiteStats": "deadcheck.statistics",
-    "SiteId": "deadcheck.statistics",
-    "scan": "deadcheck.scanning",
-    "scan_target": "deadcheck.scanning",
-    "TargetScan": "deadcheck.scanning",
-    "load_target": "deadcheck.loading",
-    "Target": "deadcheck.loading",
-    "render": "deadcheck.rendering",
-    "diff_reports": "deadcheck.diffing",
-    "scan_series": "deadcheck.series",
-    "Series": "deadcheck.series",
-    "ReportDiff": "deadcheck.diffing",
-    "swap": "deadcheck.swapping",
-    "plan_swap": "deadcheck.swapping",
-    "apply_plan": "deadcheck.swapping",
-    "save_swap": "deadcheck.swapping",
-    "SwapPlan": "deadcheck.swapping",
-    "PlannedSite": "deadcheck.swapping",
-    "AxisPReLU": "deadcheck.layers",
-    "recycle": "deadcheck.recycling",
-    "Recycler": "deadcheck.recycling",
-    "RecycleResult": "deadcheck.recycling",
-    "Monitor": "deadcheck.monitoring",
-    "Snapshot": "deadcheck.monitoring",
-    "Trend": "deadcheck.monitoring",
-    "write_tensorboard": "deadcheck.tensorboard",
-    "plot_report": "deadcheck.plotting",
-    "DeadcheckError": "deadcheck.errors",
-    "InputError": "deadcheck.errors",
-    "ModelError": "deadcheck.errors",
-    "RecordingError": "deadcheck.errors",
-    "SwapError": "deadcheck.errors",
+    "record": "deadcheck.recording.recorder",
+    "Recorder": "deadcheck.recording.recorder",
+    "RecordingOptions": "deadcheck.core.options",
+    "analyze": "deadcheck.analysis.judging",
+    "Report": "deadcheck.results.report",
+    "SiteReport": "deadcheck.results.report",
+    "Finding": "deadcheck.core.findings",
+    "Code": "deadcheck.core.findings",
+    "Severity": "deadcheck.core.findings",
+    "Thresholds": "deadcheck.core.thresholds",
+    "Stats": "deadcheck.results.stats",
+    "SiteStats": "deadcheck.results.stats",
+    "SiteId": "deadcheck.core.sites",
+    "scan": "deadcheck.recording.feeding",
+    "scan_target": "deadcheck.workflows.scanning",
+    "TargetScan": "deadcheck.workflows.scanning",
+    "load_target": "deadcheck.workflows.loading",
+    "Target": "deadcheck.workflows.loading",
+    "render": "deadcheck.output.rendering",
+    "diff_reports": "deadcheck.analysis.diffing",
+    "ReportDiff": "deadcheck.analysis.diffing",
+    "scan_series": "deadcheck.workflows.series",
+    "Series": "deadcheck.workflows.series",
+    "swap": "deadcheck.repair.swapping",
+    "plan_swap": "deadcheck.repair.swapping",
+    "apply_plan": "deadcheck.repair.swapping",
+    "save_swap": "deadcheck.repair.swapping",
+    "SwapPlan": "deadcheck.repair.swapping",
+    "PlannedSite": "deadcheck.repair.swapping",
+    "AxisPReLU": "deadcheck.recording.layers",
+    "recycle": "deadcheck.repair.recycling",
+    "RecycleResult": "deadcheck.repair.recycling",
+    "Recycler": "deadcheck.training.recycler",
+    "Monitor": "deadcheck.training.monitor",
+    "Snapshot": "deadcheck.training.monitor",
+    "Trend": "deadcheck.analysis.trends",
+    "write_tensorboard": "deadcheck.output.tensorboard",
+    "plot_report": "deadcheck.output.plotting",
+    "DeadcheckError": "deadcheck.core.errors",
+    "InputError": "deadcheck.core.errors",
+    "ModelError": "deadcheck.core.errors",
+    "RecordingError": "deadcheck.core.errors",
+    "SwapError": "deadcheck.core.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from deadcheck.analysis import Finding, Report, SiteReport, Thresholds, analyze
-    from deadcheck.diffing import ReportDiff, diff_reports
-    from deadcheck.errors import DeadcheckError, InputError, ModelError, RecordingError, SwapError
-    from deadcheck.layers import AxisPReLU
-    from deadcheck.loading import Target, load_target
-    from deadcheck.monitoring import Monitor, Snapshot, Trend
-    from deadcheck.plotting import plot_report
-    from deadcheck.recording import Recorder, record
-    from deadcheck.recycling import Recycler, RecycleResult, recycle
-    from deadcheck.rendering import render
-    from deadcheck.scanning import TargetScan, scan, scan_target
-    from deadcheck.series import Series, scan_series
-    from deadcheck.statistics import SiteId, SiteStats, Stats
-    from deadcheck.swapping import PlannedSite, SwapPlan, apply_plan, plan_swap, save_swap, swap
-    from deadcheck.tensorboard import write_tensorboard
+    from deadcheck.analysis.diffing import ReportDiff, diff_reports
+    from deadcheck.analysis.judging import analyze
+    from deadcheck.analysis.trends import Trend
+    from deadcheck.core.errors import (
+        DeadcheckError,
+        InputError,
+        ModelError,
+        RecordingError,
+        SwapError,
+    )
+    from deadcheck.core.findings import Code, Finding, Severity
+    from deadcheck.core.options import RecordingOptions
+    from deadcheck.core.sites import SiteId
+    from deadcheck.core.thresholds import Thresholds
+    from deadcheck.output.plotting import plot_report
+    from deadcheck.output.rendering import render
+    from deadcheck.output.tensorboard import write_tensorboard
+    from deadcheck.recording.feeding import scan
+    from deadcheck.recording.layers import AxisPReLU
+    from deadcheck.recording.recorder import Recorder, record
+    from deadcheck.repair.recycling import RecycleResult, recycle
+    from deadcheck.repair.swapping import (
+        PlannedSite,
+        SwapPlan,
+        apply_plan,
+        plan_swap,
+        save_swap,
+        swap,
+    )
+    from deadcheck.results.report import Report, SiteReport
+    from deadcheck.results.stats import SiteStats, Stats
+    from deadcheck.training.monitor import Monitor, Snapshot
+    from deadcheck.training.recycler import Recycler
+    from deadcheck.workflows.loading import Target, load_target
+    from deadcheck.workflows.scanning import TargetScan, scan_target
+    from deadcheck.workflows.series import Series, scan_series
 
 
 def __getattr__(name: str) -> Any:

@@ -20,16 +20,18 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from deadcheck import __version__, jsontext
-from deadcheck.analysis import Thresholds
-from deadcheck.errors import (
+from deadcheck import __version__
+from deadcheck.core import jsontext
+from deadcheck.core.errors import (
     EXIT_FINDINGS,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     DeadcheckError,
     InputError,
     ModelError,
+    Stage,
 )
+from deadcheck.core.thresholds import Thresholds
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -225,8 +227,8 @@ def _scan_kwargs(
     near_linear: float,
     tiny_slope: float,
 ) -> dict[str, Any]:
-    """The arguments of :func:`~deadcheck.scanning.scan_target` the options stand for."""
-    from deadcheck.loading import parse_unit_axes
+    """The arguments of :func:`~deadcheck.workflows.scanning.scan_target` the options stand for."""
+    from deadcheck.workflows.loading import parse_unit_axes
 
     return {
         "plan": plan,
@@ -245,7 +247,7 @@ def _scan_kwargs(
             dormant=Thresholds.dormant if dormant is None else dormant,
         ),
         "activations": activations,
-        "dormant": dormant is not None,
+        "dormant_sums": dormant is not None,
     }
 
 
@@ -253,7 +255,7 @@ def _one(weights: tuple[str, ...]) -> str | None:
     """The one --weights a command takes (scan alone takes a series)."""
     if not weights:
         return None
-    from deadcheck.series import expand_checkpoints
+    from deadcheck.workflows.series import expand_checkpoints
 
     found = expand_checkpoints(weights) if _is_series(weights) else list(weights)
     if len(found) > 1:
@@ -270,9 +272,9 @@ def _is_series(weights: tuple[str, ...]) -> bool:
 
 
 def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> Any:
-    """:func:`~deadcheck.scanning.scan_target` with a terminal's options, progress and notes."""
-    from deadcheck.distributed import init_from_env
-    from deadcheck.scanning import scan_target
+    """:func:`~deadcheck.workflows.scanning.scan_target` with the terminal's progress and notes."""
+    from deadcheck.recording.distributed import init_from_env
+    from deadcheck.workflows.scanning import scan_target
 
     kwargs = _scan_kwargs(**options)
     if init_from_env():  # under torchrun
@@ -287,7 +289,7 @@ def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> 
         with _user_prints_to_stderr():
             done = scan_target(target_spec, weights=_one(weights), progress=progress, **kwargs)
     except ModelError as error:
-        if error.where.startswith("forward pass"):
+        if error.stage is Stage.FORWARD:
             error.hint = "; ".join(filter(None, (error.hint, _origin(target_spec, input_shape))))
         raise
     finally:
@@ -378,8 +380,8 @@ def scan_command(
 
     TARGET is path/model.py[:NAME], package.module:NAME or torchvision:NAME.
     """
-    from deadcheck.files import check_writable, write_text_atomic
-    from deadcheck.rendering import render
+    from deadcheck.core.files import check_writable, write_text_atomic
+    from deadcheck.output.rendering import render
 
     if output == "-":  # the convention: "-" is stdout
         output = None
@@ -387,13 +389,13 @@ def scan_command(
         if path is not None:
             check_writable(path, force=force)
     if plot is not None:
-        from deadcheck.plotting import plot_format
+        from deadcheck.output.plotting import plot_format
 
         try:
             plot_format(plot)
         except ValueError as error:
             raise InputError(f"--plot {plot}: {error}") from None
-    from deadcheck.distributed import rank
+    from deadcheck.recording.distributed import rank
 
     if _is_series(options["weights"]):
         _scan_series_command(target, fmt, output, tensorboard_dir, plot, force, fail_on, options)
@@ -404,13 +406,13 @@ def scan_command(
     if report.partial and fail_on is not None:
         _interrupted_gate()
     if tensorboard_dir is not None:
-        from deadcheck.tensorboard import write_tensorboard
+        from deadcheck.output.tensorboard import write_tensorboard
 
         write_tensorboard(report, tensorboard_dir)
         click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
     if plot is not None:
-        from deadcheck.files import write_bytes_atomic
-        from deadcheck.plotting import plot_format, plot_report
+        from deadcheck.core.files import write_bytes_atomic
+        from deadcheck.output.plotting import plot_format, plot_report
 
         write_bytes_atomic(plot, plot_report(report, format=plot_format(plot)), force=force)
         click.echo(f"deadcheck: wrote {plot}", err=True)
@@ -435,9 +437,9 @@ def _scan_series_command(
     options: dict[str, Any],
 ) -> None:
     """scan with several checkpoints: one report each, the trend across them."""
-    from deadcheck.files import write_bytes_atomic, write_text_atomic
-    from deadcheck.plotting import plot_format
-    from deadcheck.series import plot_series, render_series, scan_series
+    from deadcheck.core.files import write_bytes_atomic, write_text_atomic
+    from deadcheck.output.plotting import plot_format
+    from deadcheck.workflows.series import plot_series, render_series, scan_series
 
     weights = options.pop("weights")
 
@@ -451,7 +453,7 @@ def _scan_series_command(
     if tensorboard_dir is not None:
         from torch.utils.tensorboard import SummaryWriter
 
-        from deadcheck.tensorboard import custom_layout, log_report
+        from deadcheck.output.tensorboard import custom_layout, log_report
 
         writer = SummaryWriter(log_dir=tensorboard_dir)
         try:
@@ -518,8 +520,8 @@ def swap_command(
     **options: Any,
 ) -> None:
     """Swap ReLU sites of TARGET for LeakyReLU or PReLU; write the new weights and a plan."""
-    from deadcheck.files import check_folder_writable
-    from deadcheck.swapping import apply_plan, plan_swap, save_swap
+    from deadcheck.core.files import check_folder_writable
+    from deadcheck.repair.swapping import apply_plan, plan_swap, save_swap
 
     check_folder_writable(output, force=force)
     done = _run_scan(target, **options)
@@ -585,8 +587,8 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
 
     import torch
 
-    from deadcheck.files import check_folder_writable, write_folder_atomic
-    from deadcheck.recycling import recycle
+    from deadcheck.core.files import check_folder_writable, write_folder_atomic
+    from deadcheck.repair.recycling import recycle
 
     check_folder_writable(output, force=force)
     if options.get("dormant") is None:
@@ -643,7 +645,7 @@ def diff_command(old: str, new: str, fail_on_rise: float, fail_on: str | None, f
     Exit 1 when a site's dead share rose by more than --fail-on-rise, or a
     new finding at or above --fail-on appeared: "this change killed units".
     """
-    from deadcheck.diffing import diff_reports, load_report, render_diff
+    from deadcheck.analysis.diffing import diff_reports, load_report, render_diff
 
     result = diff_reports(
         load_report(old),

@@ -61,7 +61,7 @@ def mlp() -> nn.Sequential:
 
 def shares(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
     """Dead and dormant share of all hidden units on inputs ``x``."""
-    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
         model(x)
     report = deadcheck.analyze(rec.stats(), dormant=TAU)
     units = sum(site.units for site in report.sites)

@@ -18,8 +18,8 @@ import torch
 import torchvision
 
 import deadcheck
-from deadcheck.errors import InputError
-from deadcheck.loading import load_weights
+from deadcheck.core.errors import InputError
+from deadcheck.workflows.loading import load_weights
 
 QUICK = os.environ.get("DEADCHECK_QUICK") == "1"
 SHAPE = (2, 3, 64, 64) if QUICK else (8, 3, 224, 224)

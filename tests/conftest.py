@@ -41,7 +41,7 @@ def golden(request: pytest.FixtureRequest):
 @pytest.fixture(params=["kernel", "pure-torch"])
 def counting_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with the compiled counting kernel (where built) and with pure torch."""
-    from deadcheck import kernel
+    from deadcheck.recording import kernel
 
     monkeypatch.setattr(kernel, "_OFF", request.param == "pure-torch")
     return str(request.param)

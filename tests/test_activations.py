@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import deadcheck
-from deadcheck.activations import CALLS, MODULE_KINDS, module_call
-from deadcheck.kinds import KINDS, kind
+from deadcheck.core.kinds import KINDS, kind
+from deadcheck.recording.activations import CALLS, MODULE_KINDS, module_call
 from tests.helpers import Functional
 
 # x has, per unit (the last axis), these positives: unit 0 none, unit 1 one, unit 2 all three.

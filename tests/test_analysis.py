@@ -26,9 +26,11 @@ def site(
         units=len(zeros),
         calls=1,
         positions=positions,
-        zeros=zeros,
-        nan=nan or tuple(0 for _ in zeros),
-        saturated=saturated,
+        values={
+            "zeros": zeros,
+            "nan": nan or tuple(0 for _ in zeros),
+            **({} if saturated is None else {"saturated": saturated}),
+        },
         slope=slope,
     )
 

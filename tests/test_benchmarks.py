@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from deadcheck import kernel
+from deadcheck.recording import kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -233,7 +233,7 @@ def test_more_batches_asked_than_given_is_said() -> None:
 
 def test_an_uncounted_site_makes_the_report_incomplete_and_fails(monkeypatch) -> None:
     """A site that cannot be counted is never dropped silently."""
-    from deadcheck import counting
+    from deadcheck.recording import counting
 
     real = counting.SiteCounter.create
 

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.functional import relu as aliased_relu
 
 import deadcheck
-from deadcheck.codescan import closed, model_names
+from deadcheck.recording.codescan import closed, model_names
 
 ACTS = {"relu": F.relu}
 

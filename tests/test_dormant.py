@@ -56,7 +56,10 @@ def test_mean_abs_and_dormant_score_match_brute_force(act: str, seed: int) -> No
     ]
     reference = _outputs(model, batches)
     activations = "all" if act == "gelu" else "relu"
-    with torch.no_grad(), deadcheck.record(model, activations=activations, dormant=True) as rec:
+    with (
+        torch.no_grad(),
+        deadcheck.record(model, activations=activations, dormant_sums=True) as rec,
+    ):
         for x in batches:
             model(x)
     stats = rec.stats()
@@ -94,6 +97,6 @@ def test_without_dormant_statistics_nothing_is_claimed() -> None:
 def test_dormant_counts_sum_across_ranks_like_the_rest() -> None:
     """abs_sum travels in the same one transfer: stats() twice gives the same figures."""
     model = Net("relu", 0).eval()
-    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
         model(torch.randn(2, 3, 6, 6))
     assert rec.stats().site("a1").abs_sum == rec.stats().site("a1").abs_sum

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import deadcheck
-from deadcheck.errors import RecordingError
+from deadcheck.core.errors import RecordingError
 
 #: Unit 0 and 3 never fire, 1 and 2 always do.
 BIAS = (-100.0, 100.0, 1.0, -1.0)
@@ -572,7 +572,7 @@ def test_entry_points_outside_the_list_are_sites() -> None:
 def test_torchvision_detection_targets_need_no_backbone_download(monkeypatch) -> None:
     import torch.hub
 
-    from deadcheck.loading import load_target
+    from deadcheck.workflows.loading import load_target
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a download was attempted")

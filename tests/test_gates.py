@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from deadcheck.cli import main
-from deadcheck.errors import EXIT_INTERRUPTED, EXIT_MODEL
+from deadcheck.core.errors import EXIT_INTERRUPTED, EXIT_MODEL
 
 HEAD = "import sys\nimport torch\nfrom torch import nn\n"
 

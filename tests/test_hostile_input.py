@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 import deadcheck
+from deadcheck.analysis.diffing import diff_reports
 from deadcheck.cli import main
-from deadcheck.diffing import diff_reports
-from deadcheck.errors import InputError, SwapError
-from deadcheck.files import MARKER
-from deadcheck.swapping import SwapPlan
+from deadcheck.core.errors import InputError, SwapError
+from deadcheck.core.files import MARKER
+from deadcheck.repair.swapping import SwapPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = str(ROOT / "tests" / "targets" / "planted.py")
@@ -68,7 +68,7 @@ def test_reports_with_nan_figures_are_standard_json() -> None:
     model = nn.Sequential(nn.Linear(2, 3), nn.PReLU())
     with torch.no_grad():
         model[1].weight.fill_(float("nan"))
-    with deadcheck.record(model, dormant=True) as rec:
+    with deadcheck.record(model, dormant_sums=True) as rec:
         model(torch.tensor([[float("nan"), 1.0]]))
     text = deadcheck.render(rec.report(), "json")
     data = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}"))
@@ -253,7 +253,7 @@ def test_a_plan_naming_a_non_activation_module_is_refused(tmp_path: Path, module
     model.add_module("hidden_linear", nn.Linear(2, 2))
     model.add_module("act", nn.ReLU())
     report = deadcheck.scan(model, [torch.randn(3, 2)])
-    plan = deadcheck.swapping.plan_swap(model, "leaky_relu", report=report).to_dict()
+    plan = deadcheck.repair.swapping.plan_swap(model, "leaky_relu", report=report).to_dict()
     plan["sites"][0]["module"] = module
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
@@ -366,7 +366,7 @@ def test_markdown_shows_dormant_share_and_no_dead_figures_for_gelu() -> None:
 
 
 def _planted_model() -> nn.Module:
-    from deadcheck.loading import load_target
+    from deadcheck.workflows.loading import load_target
 
     return load_target(PLANTED).model
 
@@ -429,8 +429,9 @@ def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None:
 
 
 def _wide_report(sites: int, widest: int) -> deadcheck.Report:
-    from deadcheck.analysis import analyze
-    from deadcheck.statistics import SiteId, SiteStats, Stats
+    from deadcheck.analysis.judging import analyze
+    from deadcheck.core.sites import SiteId
+    from deadcheck.results.stats import SiteStats, Stats
 
     def site(i: int, units: int) -> SiteStats:
         return SiteStats(
@@ -440,8 +441,10 @@ def _wide_report(sites: int, widest: int) -> deadcheck.Report:
             units=units,
             calls=1,
             positions=2,
-            zeros=tuple(2 if u % 3 == 0 else u % 2 for u in range(units)),
-            nan=(0,) * units,
+            values={
+                "zeros": tuple(2 if u % 3 == 0 else u % 2 for u in range(units)),
+                "nan": (0,) * units,
+            },
         )
 
     stats = Stats(sites=(site(0, widest), *(site(i, 4) for i in range(1, sites))), samples=2)
@@ -449,7 +452,7 @@ def _wide_report(sites: int, widest: int) -> deadcheck.Report:
 
 
 def test_the_heatmap_is_bounded_and_says_what_it_drew() -> None:
-    from deadcheck.plotting import (
+    from deadcheck.output.plotting import (
         MAX_HEATMAP_SITES,
         MAX_HEATMAP_UNITS,
         heatmap_note,
@@ -461,7 +464,7 @@ def test_the_heatmap_is_bounded_and_says_what_it_drew() -> None:
     assert image.shape[1] == MAX_HEATMAP_UNITS and image.shape[0] <= 4 * MAX_HEATMAP_SITES
     note = heatmap_note(report)
     assert note is not None and "first 512 of 600 sites" in note and "bins" in note
-    png = deadcheck.plotting.plot_report(report)
+    png = deadcheck.output.plotting.plot_report(report)
     assert png.startswith(b"\x89PNG")
 
 
@@ -515,7 +518,7 @@ def test_a_read_only_destination_is_refused_before_the_work(small_mount: Path) -
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    field=st.sampled_from([*sorted(deadcheck.swapping._SITE_FIELDS), "explode"]),
+    field=st.sampled_from([*sorted(deadcheck.repair.swapping._SITE_FIELDS), "explode"]),
     value=st.one_of(
         st.none(),
         st.booleans(),

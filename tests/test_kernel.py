@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deadcheck import counting, kernel
+from deadcheck.recording import counting, kernel
 from tests.test_properties import activations
 
 needs_kernel = pytest.mark.skipif(
@@ -185,10 +185,10 @@ def test_recording_with_and_without_the_kernel_gives_equal_stats(tmp_path) -> No
     script.write_text(
         "import json, os, sys, torch\n"
         "if os.environ.get('HIDE_KERNEL'):  # as on a machine where it was not built\n"
-        "    sys.modules['deadcheck._countkernel'] = None\n"
+        "    sys.modules['deadcheck.recording._countkernel'] = None\n"
         "from torch import nn\n"
         "import deadcheck\n"
-        "from deadcheck import kernel\n"
+        "from deadcheck.recording import kernel\n"
         "torch.manual_seed(0)\n"
         "m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU6(), nn.Conv2d(16, 8, 1), nn.ReLU())\n"
         "m[0].bias.data[:3] = -100\n"

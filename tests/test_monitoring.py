@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 import deadcheck
-from deadcheck.monitoring import Trend, rising_sites
+from deadcheck.analysis.trends import Trend, rising_sites
 from tests.helpers import linear
 
 X = torch.linspace(-1, 1, 8).reshape(8, 1)  # half the inputs positive
@@ -128,5 +128,9 @@ def test_bad_arguments() -> None:
         Trend(window=1)
     model = ten_units()
     with pytest.raises(ValueError, match="dying"):
-        deadcheck.Monitor(model, dying=2.0)
+        deadcheck.Monitor(model, thresholds=deadcheck.Thresholds(dying=2.0))
+    with pytest.raises(ValueError, match="activations"):
+        deadcheck.Monitor(model, activations="bogus")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="dying"):
+        deadcheck.Monitor(model, dying=0.5)  # type: ignore[call-arg]
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())

@@ -160,8 +160,8 @@ def test_count_units_equals_brute_force(
     Both run the pure-torch path (tests/test_kernel.py checks the compiled
     kernel); "device-path" runs, on the CPU, the code that CUDA tensors take.
     """
-    import deadcheck.counting as counting
-    from deadcheck import kernel
+    import deadcheck.recording.counting as counting
+    from deadcheck.recording import kernel
 
     x, axis, cap, chunk = case
     saved = counting.CHUNK, counting._in_scratch, kernel._OFF

@@ -337,9 +337,9 @@ def test_no_host_sync_inside_a_recorded_cuda_forward() -> None:
 
 def test_windows_settle_exactly_and_keep_nan_to_its_window(monkeypatch) -> None:
     """Tiny float32 windows force settling and splitting; counts stay exact."""
-    import deadcheck.counting
+    import deadcheck.recording.counting
 
-    monkeypatch.setattr(deadcheck.counting, "WINDOW", 8)
+    monkeypatch.setattr(deadcheck.recording.counting, "WINDOW", 8)
     model = mlp(nn.ReLU())
     x = X5.repeat(5, 1)  # 25 positions per unit in one call: split into several windows
     with deadcheck.record(model) as rec:
@@ -402,10 +402,10 @@ def test_chunked_cpu_counting_matches_the_reference(
     monkeypatch, counting_path, build, shape, channels_last
 ) -> None:
     """Tiny chunks force the cache-sized sign buffer path, in training mode with autograd."""
-    import deadcheck.counting
+    import deadcheck.recording.counting
     from tests.helpers import Reference
 
-    monkeypatch.setattr(deadcheck.counting, "CHUNK", 16)
+    monkeypatch.setattr(deadcheck.recording.counting, "CHUNK", 16)
     torch.manual_seed(0)
     model = build()
     x = torch.randn(shape)
@@ -428,10 +428,10 @@ def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch, count
     """Each thread has its own chunk buffer: concurrent recordings never mix counts."""
     import threading
 
-    import deadcheck.counting
+    import deadcheck.recording.counting
     from tests.helpers import Reference
 
-    monkeypatch.setattr(deadcheck.counting, "CHUNK", 64)
+    monkeypatch.setattr(deadcheck.recording.counting, "CHUNK", 64)
     results: dict[int, Any] = {}
     errors: list[BaseException] = []
 
@@ -469,11 +469,11 @@ def test_models_recorded_in_two_threads_at_once_count_exactly(monkeypatch, count
 )
 def test_grad_modes_in_any_order_count_exactly(monkeypatch, counting_path, modes) -> None:
     """The chunk buffer and its views are made once, under whatever mode comes first."""
-    import deadcheck.counting
+    import deadcheck.recording.counting
     from tests.helpers import Reference
 
-    monkeypatch.setattr(deadcheck.counting, "CHUNK", 256)
-    monkeypatch.setattr(deadcheck.counting, "_local", __import__("threading").local())
+    monkeypatch.setattr(deadcheck.recording.counting, "CHUNK", 256)
+    monkeypatch.setattr(deadcheck.recording.counting, "_local", __import__("threading").local())
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.ReLU6())
     x = torch.randn(4, 3, 12, 12) * 5

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import deadcheck
-from deadcheck.recycling import DEAD_NOTE, recycle
+from deadcheck.repair.recycling import DEAD_NOTE, recycle
 
 DEAD = (1, 3)
 
@@ -85,7 +85,7 @@ def test_recycle_changes_exactly_the_dormant_rows_and_columns(case: str) -> None
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(x).square().mean().backward()
     optimizer.step()  # optimizer state exists for every parameter
-    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
         model(x)
     stats = rec.stats()
     assert stats.site(site).dead_units == DEAD
@@ -124,7 +124,7 @@ def test_recycle_changes_exactly_the_dormant_rows_and_columns(case: str) -> None
             ), name
         assert torch.equal(state["exp_avg"][rest], old["exp_avg"][rest]), name
         assert torch.equal(state["exp_avg_sq"][rest], old["exp_avg_sq"][rest]), name
-    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
         model(x)
     assert rec.stats().site(site).dead_units == ()  # the recycled units fire again
 
@@ -166,7 +166,7 @@ def test_sites_that_are_not_a_plain_chain_are_skipped_with_the_reason(build, rea
     torch.manual_seed(0)
     model = build()
     x = torch.randn(8, 4)
-    with torch.no_grad(), deadcheck.record(model, dormant=True) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
         model(x)
     before = copy.deepcopy(model.state_dict())
     result = recycle(model, rec.stats())
@@ -191,7 +191,7 @@ def test_without_dormant_statistics_relu_sites_go_by_dead_units_and_leaky_ones_a
     with torch.no_grad(), deadcheck.record(leaky) as rec:
         leaky(torch.randn(8, 4))
     result = recycle(leaky, rec.stats())
-    assert result.skipped == {"1": "no dormant statistics: record with dormant=True"}
+    assert result.skipped == {"1": "no dormant statistics: record with dormant_sums=True"}
 
 
 def test_the_recycler_recycles_in_a_training_loop() -> None:
@@ -231,7 +231,7 @@ def test_recycle_with_no_site_recorded_is_a_clear_error(tmp_path) -> None:
     from click.testing import CliRunner
 
     from deadcheck.cli import main
-    from deadcheck.errors import InputError
+    from deadcheck.core.errors import InputError
 
     model = nn.Sequential(nn.Linear(3, 6), nn.GELU(), nn.Linear(6, 2))
     with deadcheck.record(model) as rec:  # the ReLU family only: the GELU is no site

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 import deadcheck
-from deadcheck.analysis import Report, Thresholds
-from deadcheck.diffing import diff_reports
-from deadcheck.errors import InputError
+from deadcheck.analysis.diffing import diff_reports
+from deadcheck.core.errors import InputError
+from deadcheck.core.thresholds import Thresholds
+from deadcheck.results.report import Report
 
 
 def _planted() -> nn.Module:
@@ -37,7 +38,7 @@ def _planted() -> nn.Module:
 CASES = [
     ("relu-family", {}),
     ("all-with-dormant", {"activations": "all", "dormant": 0.3}),
-    ("dying-0.25", {"dying": 0.25}),
+    ("dying-0.25", {"thresholds": Thresholds(dying=0.25)}),
 ]
 
 

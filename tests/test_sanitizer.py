@@ -51,7 +51,7 @@ def test_the_kernel_tests_pass_under_sanitizers(tmp_path: Path) -> None:
             "-fno-sanitize-recover=undefined",
             "-fno-omit-frame-pointer",
             f"-I{sysconfig.get_paths()['include']}",
-            str(ROOT / "deadcheck" / "_countkernel.c"),
+            str(ROOT / "deadcheck" / "recording" / "_countkernel.c"),
             "-o",
             str(built),
         ],
@@ -73,7 +73,7 @@ def test_the_kernel_tests_pass_under_sanitizers(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import deadcheck.kernel as k, sys; print(k._native.__file__, k.status()); "
+            "import deadcheck.recording.kernel as k, sys; print(k._native.__file__, k.status()); "
             "import pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', "
             "'tests/test_kernel.py', '-k', 'not recording_with_and_without']))",
         ],
@@ -92,7 +92,7 @@ def test_the_kernel_tests_pass_under_sanitizers(tmp_path: Path) -> None:
     # The sanitizers are live: the raw kernel handed misaligned data is reported, while
     # count_into declines that tensor and pure torch counts it.
     probe = (
-        "import torch, deadcheck.kernel as k\n"
+        "import torch, deadcheck.recording.kernel as k\n"
         "x = torch.frombuffer(bytearray(28), dtype=torch.float32, offset=1, count=6).view(2, 3)\n"
         "w = torch.zeros(3)\n"
         "assert not k.count_into(x, 1, w, None, None)\n"

@@ -27,7 +27,7 @@ def test_scan_target_checks_every_argument_before_loading(monkeypatch) -> None:
     def must_not_load(spec: str):
         raise AssertionError("loaded before the arguments were checked")
 
-    monkeypatch.setattr("deadcheck.loading.load_target", must_not_load)
+    monkeypatch.setattr("deadcheck.workflows.loading.load_target", must_not_load)
     for kwargs, option in [
         ({"batches": 0}, "batches"),
         ({"input_shape": "2,x"}, "input_shape"),

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import deadcheck
 from deadcheck.cli import main
-from deadcheck.series import expand_checkpoints, scan_series
+from deadcheck.workflows.series import expand_checkpoints, scan_series
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = str(ROOT / "tests" / "targets" / "series_mlp.py")
@@ -46,7 +46,7 @@ def test_the_series_shows_the_rise_and_flags_it(checkpoints: Path) -> None:
     assert series.fails("warning")
     assert [r.samples for r in series.reports] == [32, 32, 32]  # the same batches each time
     data = series.to_dict()
-    assert data["schema"] == "deadcheck.series/1" and len(data["reports"]) == 3
+    assert data["schema"] == "deadcheck.workflows.series/1" and len(data["reports"]) == 3
 
 
 def test_scan_takes_a_glob_or_repeated_weights(checkpoints: Path, tmp_path: Path) -> None:

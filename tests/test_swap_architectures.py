@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import deadcheck
-from deadcheck.errors import SwapError
-from deadcheck.layers import AxisPReLU
+from deadcheck.core.errors import SwapError
+from deadcheck.recording.layers import AxisPReLU
 
 
 class FFN(nn.Module):

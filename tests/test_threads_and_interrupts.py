@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import deadcheck
-from deadcheck.errors import RecordingError
+from deadcheck.core.errors import RecordingError
 
 
 class Net(nn.Module):

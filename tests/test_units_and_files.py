@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from deadcheck.errors import InputError
-from deadcheck.files import (
+from deadcheck.core.errors import InputError
+from deadcheck.core.files import (
     MARKER,
     check_folder_writable,
     check_writable,
@@ -18,7 +18,7 @@ from deadcheck.files import (
     write_folder_atomic,
     write_text_atomic,
 )
-from deadcheck.units import layout_of, resolve_axis
+from deadcheck.recording.units import layout_of, resolve_axis
 
 LAYOUTS = {
     "conv1d": (nn.Conv1d(1, 1, 1), "channel"),

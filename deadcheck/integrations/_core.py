@@ -8,11 +8,13 @@ from typing import Any
 
 from torch import nn
 
-from deadcheck import jsontext
-from deadcheck.analysis import SEVERITIES, Finding
-from deadcheck.errors import InputError
-from deadcheck.monitoring import Monitor, Snapshot
-from deadcheck.recycling import Recycler
+from deadcheck.core import jsontext
+from deadcheck.core.errors import InputError
+from deadcheck.core.findings import SEVERITIES, Finding, at_or_above
+from deadcheck.core.options import RecordingOptions
+from deadcheck.core.thresholds import Thresholds
+from deadcheck.training.monitor import Monitor, Snapshot
+from deadcheck.training.recycler import Recycler
 
 REPORT_NAME = "deadcheck.json"
 
@@ -38,43 +40,61 @@ class Options:
 
 
 class Watch:
-    """One training run: a Monitor over the model, a Recycler if asked, the last report."""
+    """One training run: one recorder, a Monitor over it, a Recycler on it if asked.
+
+    The Monitor and the Recycler share the recorder, so the model carries one
+    set of hooks and both see the same passes (training mode only). The
+    Recycler recycles from the Monitor's snapshots: at the first snapshot at
+    least ``recycle_every`` steps after the last recycling, from that
+    snapshot's window.
+    """
 
     def __init__(self, model: nn.Module, options: Options, *, writer: Any, log_dir: Any) -> None:
         thresholds: dict[str, Any] = dict(options.thresholds)
         if options.dormant is not None:
             thresholds["dormant"] = options.dormant
         self.options = options
+        recording = RecordingOptions(
+            activations=options.activations,  # type: ignore[arg-type]
+            dormant_sums=options.dormant is not None or options.recycle is not None,
+            training_only=True,
+        )
         self.monitor = Monitor(
             model,
             log_dir=None if writer is not None else log_dir,
             writer=writer,
             every=options.every,
-            activations=options.activations,
-            dormant=options.dormant is not None,
-            training_only=True,
-            **thresholds,
+            thresholds=Thresholds(**thresholds),
+            options=recording,
         )
         self.recycler: Recycler | None = None
         self._model = model
+        self._recycled_at = 0
 
     def start_recycling(self, optimizer: Any) -> None:
         if self.options.recycle is not None and self.recycler is None:
-            every = self.options.recycle_every or self.options.every
             self.recycler = Recycler(
-                self._model, optimizer, every=every, tau=self.options.recycle, training_only=True
+                self._model,
+                optimizer,
+                every=self.options.recycle_every or self.options.every,
+                tau=self.options.recycle,
+                recorder=self.monitor.recorder,
             )
 
     def step(self) -> Finding | None:
         """Count one training step; the finding that should stop training, if any."""
         snapshot: Snapshot | None = self.monitor.step()
-        if self.recycler is not None:
-            self.recycler.step()
-        if snapshot is None or self.options.fail_on is None:
+        if snapshot is None:
             return None
-        bar = SEVERITIES.index(self.options.fail_on)  # type: ignore[arg-type]
+        recycler = self.recycler
+        due = recycler is not None and snapshot.step - self._recycled_at >= recycler.every
+        if recycler is not None and due and snapshot.stats is not None:
+            recycler.recycle_from(snapshot.stats)
+            self._recycled_at = snapshot.step
+        if self.options.fail_on is None:
+            return None
         for finding in snapshot.report.findings:
-            if SEVERITIES.index(finding.severity) >= bar:
+            if at_or_above(finding.severity, self.options.fail_on):
                 return finding
         return None
 

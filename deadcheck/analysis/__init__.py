@@ -1,0 +1,1 @@
+"""Judge results: findings from statistics, and the comparison of two reports."""

@@ -1,0 +1,255 @@
+"""Compare two JSON reports: what a change did to the dead share of each site, and to the findings.
+
+The CI gate "this change killed units": ``deadcheck diff OLD.json NEW.json
+--fail-on-rise 0.05`` fails when any site's dead share rose by more than the
+bound, or (with ``--fail-on``) when a new finding at or above that severity
+appeared. Pure: two report dicts (schema ``deadcheck.report/1``) in, a
+:class:`ReportDiff` out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deadcheck.core import jsontext
+from deadcheck.core.errors import InputError
+from deadcheck.core.escaping import md_code, md_text, terminal
+from deadcheck.core.files import check_regular_file
+from deadcheck.core.findings import SEVERITIES
+from deadcheck.core.words import percent
+from deadcheck.results.report import SCHEMA, Report
+
+__all__ = [
+    "DIFF_SCHEMA",
+    "FindingKey",
+    "ReportDiff",
+    "SiteChange",
+    "diff_reports",
+    "load_report",
+    "render_diff",
+]
+
+DIFF_SCHEMA = "deadcheck.diff/1"
+
+
+@dataclass(frozen=True)
+class SiteChange:
+    """One site present in both reports, and its dead share before and after."""
+
+    site: str
+    old: float
+    new: float
+
+    @property
+    def change(self) -> float:
+        return self.new - self.old
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "old": self.old, "new": self.new, "change": self.change}
+
+
+@dataclass(frozen=True)
+class FindingKey:
+    """A finding as a diff sees it: its code, severity and site (messages carry counts)."""
+
+    code: str
+    severity: str
+    site: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "site": self.site}
+
+
+@dataclass(frozen=True)
+class ReportDiff:
+    """What changed between two reports, and whether that fails the gate."""
+
+    old: str
+    new: str
+    sites: tuple[SiteChange, ...]
+    appeared: tuple[str, ...]
+    disappeared: tuple[str, ...]
+    new_findings: tuple[FindingKey, ...]
+    resolved_findings: tuple[FindingKey, ...]
+    fail_on_rise: float
+    fail_on: str | None = None
+
+    @property
+    def rises(self) -> tuple[SiteChange, ...]:
+        """Sites whose dead share rose by more than ``fail_on_rise``."""
+        return tuple(s for s in self.sites if s.change > self.fail_on_rise + 1e-12)
+
+    @property
+    def failing_findings(self) -> tuple[FindingKey, ...]:
+        """New findings at or above ``fail_on``."""
+        if self.fail_on is None:
+            return ()
+        bar = SEVERITIES.index(self.fail_on)  # type: ignore[arg-type]
+        return tuple(
+            f
+            for f in self.new_findings
+            if SEVERITIES.index(f.severity) >= bar  # type: ignore[arg-type]
+        )
+
+    @property
+    def fails(self) -> bool:
+        return bool(self.rises or self.failing_findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": DIFF_SCHEMA,
+            "old": self.old,
+            "new": self.new,
+            "fail_on_rise": self.fail_on_rise,
+            "fail_on": self.fail_on,
+            "fails": self.fails,
+            "sites": [s.to_dict() for s in self.sites],
+            "rises": [s.site for s in self.rises],
+            "appeared": list(self.appeared),
+            "disappeared": list(self.disappeared),
+            "new_findings": [f.to_dict() for f in self.new_findings],
+            "resolved_findings": [f.to_dict() for f in self.resolved_findings],
+        }
+
+
+def load_report(path: str | Path) -> Report:
+    """The :class:`Report` a JSON file holds; InputError, naming the file, when it is not one."""
+    path = Path(path)
+    check_regular_file(path, "report")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no such report: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
+        raise InputError(f"{path} is not a JSON report: {error}") from None
+    except RecursionError:
+        raise InputError(f"{path} is not a JSON report: nested too deeply") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise InputError(
+            f"{path} is not a deadcheck report (schema {str(schema)[:40]!r}, want {SCHEMA})"
+        )
+    try:
+        return Report.from_dict(data)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _findings(report: Report) -> list[FindingKey]:
+    return [FindingKey(f.code, f.severity, f.site) for f in report.findings]
+
+
+def diff_reports(
+    old: Report | dict[str, Any],
+    new: Report | dict[str, Any],
+    *,
+    fail_on_rise: float = 0.05,
+    fail_on: str | None = None,
+    names: tuple[str, str] = ("old", "new"),
+) -> ReportDiff:
+    """Compare two reports: :class:`Report` objects, or dicts as the JSON file gives them.
+
+    A dict is read with :meth:`Report.from_dict`, which checks every field: a
+    dead share that is missing, NaN or outside [0, 1] is refused rather than
+    compared, so the gate fails closed.
+    """
+    if not 0.0 <= fail_on_rise <= 1.0:
+        raise InputError(
+            f"fail_on_rise must be in [0, 1], got {fail_on_rise}", option="fail_on_rise"
+        )
+    old = _report(old, names[0])
+    new = _report(new, names[1])
+    before = {s.name: s for s in old.sites}
+    after = {s.name: s for s in new.sites}
+    sites = tuple(
+        SiteChange(name, before[name].dead_fraction, after[name].dead_fraction)
+        for name in after
+        if name in before
+    )
+    old_findings, new_findings = _findings(old), _findings(new)
+    return ReportDiff(
+        old=names[0],
+        new=names[1],
+        sites=sites,
+        appeared=tuple(name for name in after if name not in before),
+        disappeared=tuple(name for name in before if name not in after),
+        new_findings=tuple(f for f in new_findings if f not in old_findings),
+        resolved_findings=tuple(f for f in old_findings if f not in new_findings),
+        fail_on_rise=fail_on_rise,
+        fail_on=fail_on,
+    )
+
+
+def _report(report: Report | dict[str, Any], name: str) -> Report:
+    if isinstance(report, Report):
+        return report
+    try:
+        return Report.from_dict(report)
+    except InputError as error:
+        raise InputError(f"the {name} report: {error}") from None
+
+
+def _finding_text(finding: FindingKey) -> str:
+    return f"{finding.severity} {finding.code} at {finding.site}"
+
+
+def _signed(change: float) -> str:
+    sign = "+" if change > 0 else "-" if change < 0 else " "
+    return f"{sign}{percent(abs(change))}" if change else "0%"
+
+
+def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
+    """The diff as a terminal table, JSON, or Markdown for a pull-request comment."""
+    if fmt == "json":
+        return jsontext.dumps(diff.to_dict())
+    md = fmt == "markdown"
+    verdict = (
+        "FAIL: "
+        + "; ".join(
+            [f"{s.site} dead share rose {_signed(s.change)}" for s in diff.rises]
+            + [f"new {f.severity} {f.code} at {f.site}" for f in diff.failing_findings]
+        )
+        if diff.fails
+        else f"pass: no site's dead share rose by more than {percent(diff.fail_on_rise)}"
+    )
+    names = f"{md_text(diff.old)} -> {md_text(diff.new)}" if md else f"{diff.old} -> {diff.new}"
+    lines = [f"# deadcheck diff: {names}" if md else names]
+    lines += ["", f"**{md_text(verdict)}**" if md else verdict]
+    changed = [s for s in diff.sites if s.change]
+    if changed:
+        width = max(12, *(len(s.site) for s in changed))
+        lines += ["", "## Dead share", ""] if md else ["", "dead share"]
+        if md:
+            lines += ["| site | old | new | change |", "|---|---:|---:|---:|"]
+            lines += [
+                f"| {md_code(s.site)} | {percent(s.old)} | {percent(s.new)} | {_signed(s.change)} |"
+                for s in sorted(changed, key=lambda s: -s.change)
+            ]
+        else:
+            lines.append(f"  {'site':<{width}} {'old':>6} {'new':>6} {'change':>7}")
+            for s in sorted(changed, key=lambda s: -s.change):
+                old, new = percent(s.old), percent(s.new)
+                lines.append(f"  {s.site:<{width}} {old:>6} {new:>6} {_signed(s.change):>7}")
+    for title, items in (
+        ("new findings", [_finding_text(f) for f in diff.new_findings]),
+        (
+            "resolved findings",
+            [_finding_text(f) for f in diff.resolved_findings],
+        ),
+        ("sites that appeared", list(diff.appeared)),
+        ("sites that disappeared", list(diff.disappeared)),
+    ):
+        if items:
+            lines += ["", f"## {title.capitalize()}" if md else title]
+            lines += [f"- {md_text(item)}" if md else f"  {item}" for item in items]
+    if (
+        not changed
+        and not diff.new_findings
+        and not diff.resolved_findings
+        and not (diff.appeared or diff.disappeared)
+    ):
+        lines += ["", "no change"]
+    return terminal("\n".join(lines)) + "\n"

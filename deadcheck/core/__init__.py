@@ -1,0 +1,1 @@
+"""Pure data every layer shares: kinds, errors, findings, thresholds, files and text. No torch."""

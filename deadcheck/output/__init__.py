@@ -1,0 +1,1 @@
+"""Show a report: table, Markdown, JSON, plots and TensorBoard."""

@@ -1,0 +1,226 @@
+"""The compiled counting kernel: each CPU activation counted in one read, on torch's threads.
+
+The pure-torch count (:func:`deadcheck.recording.counting.count_units`) needs an
+indicator, ``ceil(clamp(x, 0, 1))``, written and summed chunk by chunk: about
+three times the cost of one read of the activation. The kernel in
+``_countkernel.c`` reads each value once, as a signed integer of its width,
+and counts x > 0, NaN and x >= cap per unit exactly (the reasoning is in the C
+file). It runs on torch's own OpenMP thread pool, so it adds about what one
+per-unit sum adds (docs/performance.md has the figures).
+
+It is optional. It is built when deadcheck is installed, where a C compiler
+is found; where it is not, or for tensors it does not take (CUDA, non-dense
+views, integer outputs), deadcheck counts with pure torch, and the counts are
+the same, bit for bit (a property test compares the two on zeros, -0.0,
+denormals, infinities and NaN). ``DEADCHECK_KERNEL=torch`` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import math
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import torch
+
+__all__ = ["ENV", "active", "count_into", "disabled", "status"]
+
+#: The environment variable that, set to ``torch``, makes deadcheck count with pure torch.
+ENV = "DEADCHECK_KERNEL"
+
+
+#: The environment variable naming a kernel built elsewhere (a sanitizer build, in tests).
+PATH_ENV = "DEADCHECK_KERNEL_PATH"
+
+
+def _load() -> tuple[ModuleType | None, str]:
+    built = os.environ.get(PATH_ENV)
+    if built:
+        spec = importlib.util.spec_from_file_location("deadcheck.recording._countkernel", built)
+        if spec is None or spec.loader is None:
+            return None, f"not loadable from {built}"
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module, ""
+    try:
+        return importlib.import_module("deadcheck.recording._countkernel"), ""
+    except ImportError as error:  # not built: no compiler at install time
+        return None, f"not built ({error})"
+
+
+_native, _why = _load()
+
+_OFF = os.environ.get(ENV, "").strip().lower() == "torch"
+
+#: Per float dtype: its width in bytes, the integer dtype of that width, and +inf's bits.
+_FORMATS: dict[torch.dtype, tuple[int, torch.dtype]] = {
+    torch.float16: (2, torch.int16),
+    torch.bfloat16: (2, torch.int16),
+    torch.float32: (4, torch.int32),
+    torch.float64: (8, torch.int64),
+}
+
+
+def _bits(value: float, dtype: torch.dtype) -> int:
+    """The bits of ``value`` in ``dtype``, read as a signed integer."""
+    return int(torch.tensor(value, dtype=dtype).view(_FORMATS[dtype][1]).item())
+
+
+_INF_BITS = {dtype: _bits(math.inf, dtype) for dtype in _FORMATS}
+_cap_bits: dict[tuple[float, torch.dtype], int | None] = {}
+
+
+def _cap_bits_for(cap: float, dtype: torch.dtype) -> int | None:
+    """``cap``'s bits in ``dtype``, or None where integer order would not be float order.
+
+    That is a cap that is not positive and finite, or one that ``dtype`` does
+    not hold exactly (torch would compare against a rounded cap).
+    """
+    key = (cap, dtype)
+    if key not in _cap_bits:
+        exact = torch.tensor(cap, dtype=dtype).item() == cap
+        usable = exact and 0 < cap < math.inf
+        _cap_bits[key] = _bits(cap, dtype) if usable else None
+    return _cap_bits[key]
+
+
+def active() -> bool:
+    """Whether CPU activations are counted by the compiled kernel."""
+    return _native is not None and not _OFF
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Count with pure torch inside the block (process-wide: every thread's recorders).
+
+    For comparing the two paths, as the benchmark does; ``DEADCHECK_KERNEL=torch``
+    does the same for a whole process.
+    """
+    global _OFF
+    saved, _OFF = _OFF, True
+    try:
+        yield
+    finally:
+        _OFF = saved
+
+
+def status() -> str:
+    """One line for reports and benchmarks: which counting path runs, and why."""
+    if _native is None:
+        return f"pure torch: the compiled kernel is {_why}"
+    if _OFF:
+        return f"pure torch: {ENV}=torch"
+    threads = "on torch's OpenMP threads" if _native.OPENMP else "on one thread (no OpenMP)"
+    return f"compiled kernel, {threads}"
+
+
+def _dense_layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
+    """``x`` in memory order as (outer, units, inner), or None when it is not dense."""
+    shape = x.shape
+    if x.is_contiguous():
+        order: list[int] = list(range(x.ndim))
+    else:
+        strides = x.stride()
+        order = sorted(range(x.ndim), key=lambda d: strides[d], reverse=True)
+        if not x.permute(order).is_contiguous():
+            return None
+    at = order.index(axis)
+    return (
+        math.prod(shape[d] for d in order[:at]),
+        shape[axis],
+        math.prod(shape[d] for d in order[at + 1 :]),
+    )
+
+
+#: What the kernel needs to know of a tensor geometry, worked out once per geometry:
+#: (width, outer, units, inner, cap bits, inf bits), or None where the kernel declines it.
+_Plan = tuple[int, int, int, int, int, int]
+_plans: dict[tuple[object, ...], _Plan | None] = {}
+
+
+def _plan(x: torch.Tensor, axis: int, cap: float | None) -> _Plan | None:
+    fmt = _FORMATS.get(x.dtype)
+    if fmt is None or x.device.type != "cpu" or x.ndim == 0:
+        return None
+    cap_bits = 0
+    if cap is not None:
+        found = _cap_bits_for(cap, x.dtype)
+        if found is None:
+            return None
+        cap_bits = found
+    layout = _dense_layout(x, axis)
+    if layout is None:
+        return None
+    outer, units, inner = layout
+    if outer * inner >= 1 << 31:
+        return None
+    return fmt[0], outer, units, inner, cap_bits, _INF_BITS[x.dtype]
+
+
+def _fits(window: torch.Tensor | None, units: int) -> bool:
+    return window is None or (
+        window.dtype == torch.float32
+        and window.device.type == "cpu"
+        and window.is_contiguous()
+        and window.numel() == units
+    )
+
+
+def count_into(
+    x: torch.Tensor,
+    axis: int,
+    positive: torch.Tensor,
+    saturated: torch.Tensor | None,
+    cap: float | None,
+) -> bool:
+    """Add per-unit counts of ``x`` along ``axis`` into float32 windows, if the kernel takes ``x``.
+
+    ``positive`` gets the positions with x > 0 (NaN for a unit that saw a
+    NaN) and ``saturated`` those with x >= ``cap``: the same as adding
+    :func:`deadcheck.recording.counting.count_units`. ``axis`` is in ``range(x.ndim)``.
+    Returns False, having changed nothing, for a tensor the kernel does not
+    take; the caller then counts with pure torch. Each unit may get fewer
+    than 2**24 positions per call (float32 windows are exact below that).
+    """
+    if _native is None or _OFF or type(x) is not torch.Tensor or x.is_neg():
+        return False
+    key = (x.shape, x.stride(), x.dtype, x.device, axis, cap)
+    if key in _plans:
+        plan = _plans[key]
+    else:
+        if len(_plans) >= 4096:  # shapes that keep changing (sequence lengths) stay bounded
+            _plans.clear()
+        plan = _plans[key] = _plan(x, axis, cap)
+    if plan is None or (cap is not None and saturated is None):
+        return False
+    width, outer, units, inner, cap_bits, inf_bits = plan
+    if not (_fits(positive, units) and _fits(saturated, units)):
+        raise ValueError(f"windows must be {units} contiguous float32 CPU values")
+    if outer == 0 or units == 0 or inner == 0:
+        return True  # no positions: nothing to add
+    try:
+        address = x.data_ptr()
+    except RuntimeError:  # a tensor with no storage of its own (functorch, fake tensors)
+        return False
+    if address == 0 or address % width:
+        # Misaligned data (torch.frombuffer(..., offset=1)): the kernel's typed loads
+        # would be undefined behaviour, so pure torch counts it.
+        return False
+    _native.count(
+        address,
+        width,
+        outer,
+        units,
+        inner,
+        positive.data_ptr(),
+        saturated.data_ptr() if saturated is not None else 0,
+        cap_bits,
+        inf_bits,
+        cap is not None,
+        torch.get_num_threads(),
+    )
+    return True

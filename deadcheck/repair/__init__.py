@@ -1,0 +1,1 @@
+"""Change a model where a report says: swap activations, recycle dormant units."""

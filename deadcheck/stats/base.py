@@ -1,0 +1,304 @@
+"""What a per-unit statistic is: one declaration that recording, reports and output loop over.
+
+A :class:`Stat` says, in one file of :mod:`deadcheck.stats`:
+
+* on the device: the per-unit tensors (:class:`State`) it keeps, their
+  initial value and how ranks merge them (sum, max, min), and how one
+  activation call updates them (:meth:`Stat.update`; a state with a ``read``
+  is a count summed by the shared one-read counting pass instead, on the
+  compiled kernel where it runs);
+* on the host: the per-unit values it gives :class:`~deadcheck.results.stats.SiteStats`
+  (:meth:`Stat.host`), the figures it gives a report's site (:meth:`Stat.figures`,
+  declared as :class:`Figure` so JSON is written and read back from the
+  declaration), and its findings;
+* for output: its table and Markdown columns, TensorBoard scalars and
+  histograms, and whether ``diff`` compares a scalar.
+
+Reset, settle, pack, reduce and unpack (:mod:`deadcheck.recording.counting`),
+JSON (:mod:`deadcheck.results`), columns (:mod:`deadcheck.output.columns`)
+and TensorBoard loop over the declarations; none names a statistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, Protocol
+
+import torch
+
+from deadcheck.core.checks import check, counts, floats, is_number, is_share
+from deadcheck.core.findings import Finding
+from deadcheck.core.thresholds import Thresholds
+
+__all__ = [
+    "Column",
+    "Counted",
+    "Figure",
+    "Histogram",
+    "Judged",
+    "Options",
+    "Read",
+    "Reduce",
+    "Scalar",
+    "Stat",
+    "State",
+    "Value",
+]
+
+
+class Reduce(str, Enum):
+    """How a state's per-unit totals merge across calls' windows and ranks."""
+
+    SUM = "sum"
+    MAX = "max"
+    MIN = "min"
+
+
+class Read(str, Enum):
+    """Which indicator of the one counting read a windowed count sums per unit."""
+
+    #: [x > 0] (NaN where x is NaN, which is how NaN is found in the same read).
+    POSITIVE = "positive"
+    #: [x >= the site's cap] (ReLU6's 6).
+    AT_CAP = "at_cap"
+
+
+_DTYPES = {"int64": torch.int64, "float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class State:
+    """One per-unit tensor a statistic keeps on the device.
+
+    A ``read`` state is a count: the shared counting read sums its indicator
+    into a float32 window (exact below 2**24 positions), settled into this
+    int64 total. Others are updated by their statistic's :meth:`Stat.update`.
+    ``initial`` is what a reset fills in (``-inf`` for a running maximum).
+    """
+
+    name: str
+    dtype: Literal["int64", "float64", "float32"] = "int64"
+    reduce: Reduce = Reduce.SUM
+    initial: float = 0.0
+    read: Read | None = None
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+
+class Options(Protocol):
+    """What a statistic may ask of the recording options (see ``RecordingOptions``)."""
+
+    @property
+    def keeps_sums(self) -> bool: ...
+
+
+class CallFacts(Protocol):
+    """What a statistic may ask of one activation call."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def saturate_at(self) -> float | None: ...
+
+
+class Counted(Protocol):
+    """A site's host-side counts, as :meth:`Stat.figures` reads them (``SiteStats``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def units(self) -> int: ...
+
+    @property
+    def positions(self) -> int: ...
+
+    @property
+    def family(self) -> bool: ...
+
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+
+    @property
+    def slope(self) -> float | tuple[float, ...] | None: ...
+
+
+class Judged(Protocol):
+    """A report's site, as findings, columns and charts read it (``SiteReport``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def units(self) -> int: ...
+
+    @property
+    def positions(self) -> int: ...
+
+    @property
+    def family(self) -> bool: ...
+
+    @property
+    def figures(self) -> Mapping[str, Any]: ...
+
+
+#: How a value or figure is written to JSON and checked when read back.
+Form = Literal["counts", "floats", "units", "share", "number", "slope"]
+
+
+def _read_form(form: Form, value: Any, where: str) -> Any:
+    if form in ("counts", "units"):
+        return counts(value, where)
+    if form == "floats":
+        return floats(value, where)
+    if form == "share":
+        check(is_share(value), f"{where} is not a share in [0, 1]")
+        return float(value)
+    if form == "number":
+        check(is_number(value), f"{where} is not a number")
+        return float(value)
+    if isinstance(value, list):  # slope: one per unit, one shared, or none
+        return floats(value, where)
+    check(value is None or is_number(value), f"{where} is not a number")
+    return None if value is None else float(value)
+
+
+def _write(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class Value:
+    """A per-unit value a statistic gives ``SiteStats`` (a key of its ``values`` and JSON)."""
+
+    key: str
+    form: Form = "counts"
+
+    def write(self, value: Any) -> Any:
+        return _write(value)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a statistic gives a report's site: its JSON key and form.
+
+    ``optional`` figures are ``None`` (JSON ``null``) where the statistic was
+    not recorded (dormant figures without dormant sums).
+    """
+
+    key: str
+    form: Form
+    optional: bool = False
+
+    def write(self, value: Any) -> Any:
+        return _write(value)
+
+    def read(self, data: Mapping[str, Any], where: str) -> Any:
+        value = data.get(self.key)
+        if value is None and (self.optional or self.form == "slope"):
+            return None
+        if value is None and self.form in ("counts", "units"):
+            return ()
+        return _read_form(self.form, value, f"{where}: {self.key}")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the table and the Markdown site list, placed by ``order``.
+
+    ``cell`` gives the text for a site; ``shown`` whether the column appears
+    for these sites at all; ``legend`` a line under the table saying what it
+    means. ``text`` cells (free text such as a slope range) are escaped in
+    Markdown; figures are not. ``cut`` shortens a table cell to that many
+    characters.
+    """
+
+    header: str
+    markdown: str
+    width: int
+    order: int
+    cell: Callable[[Judged], str]
+    align: Literal["<", ">"] = ">"
+    pad: int = 0
+    text: bool = False
+    cut: int | None = None
+    shown: Callable[[Sequence[Judged]], bool] = lambda sites: True
+    legend: Callable[[Thresholds], str] | None = None
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """One number per site, charted over time (``deadcheck/<key>/<site>`` in TensorBoard).
+
+    ``title`` names the chart in the dashboard's layout; ``diff`` makes
+    ``deadcheck diff`` compare it between two reports.
+    """
+
+    key: str
+    title: str
+    value: Callable[[Judged], float | None]
+    diff: bool = False
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Per-unit values shown as a TensorBoard histogram (``deadcheck/<key>/<site>``)."""
+
+    key: str
+    values: Callable[[Judged], Sequence[float]]
+    #: Fixed bin edges (low, high, count), or None for TensorBoard's own.
+    bins: tuple[float, float, int] | None = None
+
+
+#: Per call, for states without a ``read``: (totals, call, x, output, unit axis).
+Update = Callable[
+    [Mapping[str, torch.Tensor], CallFacts, torch.Tensor, torch.Tensor | None, int], None
+]
+#: When the count windows settle: (totals, windows, positions in the window).
+Settle = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor], int], None]
+#: Per-unit host values from the states' totals: (totals as tuples, positions) -> values.
+Host = Callable[[Mapping[str, tuple[float, ...]], int], dict[str, tuple[Any, ...]]]
+
+
+def _no_host(raw: Mapping[str, tuple[float, ...]], positions: int) -> dict[str, tuple[Any, ...]]:
+    return {}
+
+
+def _no_findings(site: Judged, thresholds: Thresholds) -> list[Finding]:
+    return []
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One statistic, declared once (as torchmetrics' ``add_state`` and captum's ``Stat``).
+
+    ``order`` places it among the others (findings, columns and JSON follow
+    it). ``needs`` says whether a site keeps it, from the site's first call
+    and the recording options. The callables have defaults, so a statistic
+    declares only what it has.
+    """
+
+    name: str
+    order: int
+    doc: str
+    states: tuple[State, ...] = ()
+    needs: Callable[[CallFacts, Options], bool] = lambda call, options: True
+    update: Update | None = None
+    settle: Settle | None = None
+    host: Host = _no_host
+    values: tuple[Value, ...] = ()
+    figures: tuple[Figure, ...] = ()
+    #: The figures of a site from its counts: (counted site, thresholds) -> figures.
+    judge: Callable[[Counted, Thresholds], dict[str, Any]] = lambda site, t: {}
+    findings: Callable[[Judged, Thresholds], list[Finding]] = _no_findings
+    columns: tuple[Column, ...] = ()
+    scalars: tuple[Scalar, ...] = ()
+    histograms: tuple[Histogram, ...] = field(default=())

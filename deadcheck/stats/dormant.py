@@ -1,0 +1,155 @@
+"""Each unit's mean |output|, for ReDo's dormant score (Sokar et al. 2023).
+
+A unit is tau-dormant when its mean |output| is at most tau times the mean
+over its site's units. Recording the sums costs one more read of each
+activation, so it is opt-in (``dormant_sums=True``), and on for every site
+under ``activations="all"``, whose kinds have nothing else to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from deadcheck.core.findings import Code, Finding, Severity
+from deadcheck.core.thresholds import Thresholds
+from deadcheck.core.words import percent, units_text
+from deadcheck.stats.base import (
+    CallFacts,
+    Column,
+    Counted,
+    Figure,
+    Histogram,
+    Judged,
+    Options,
+    Scalar,
+    Stat,
+    State,
+    Value,
+)
+
+#: Kinds whose output is never negative: summing it is summing |output|.
+_NON_NEGATIVE = frozenset({"ReLU", "ReLU6"})
+
+
+def _update(
+    totals: Mapping[str, torch.Tensor],
+    call: CallFacts,
+    x: torch.Tensor,
+    output: torch.Tensor | None,
+    axis: int,
+) -> None:
+    h = (x if output is None else output).detach()
+    if not (call.kind in _NON_NEGATIVE and output is not None):
+        h = h.abs()  # a ReLU's or ReLU6's output is its own absolute value
+    dims = [d for d in range(h.ndim) if d != axis]
+    # float32 per call (as fast as the read allows), float64 across calls
+    totals["abs_sum"].add_(h.sum(dims, dtype=torch.float32) if dims else h.float())
+
+
+def mean_abs(site: Counted) -> tuple[float, ...] | None:
+    """Per unit, the mean |output| over its positions (None without dormant sums)."""
+    sums = site.values.get("abs_sum")
+    if sums is None:
+        return None
+    return tuple(s / site.positions if site.positions else 0.0 for s in sums)
+
+
+def scores(means: Sequence[float] | None) -> tuple[float, ...] | None:
+    """ReDo's score per unit: its mean |output| over the mean of its site's units.
+
+    A dead unit scores 0; a site whose every unit is silent scores 0 everywhere.
+    """
+    if means is None:
+        return None
+    layer = sum(means) / len(means) if means else 0.0
+    return tuple(m / layer if layer > 0 else 0.0 for m in means)
+
+
+def _judge(site: Counted, t: Thresholds) -> dict[str, Any]:
+    means = mean_abs(site)
+    score = scores(means)
+    return {
+        "mean_abs": means,
+        "dormant_units": None
+        if score is None
+        else tuple(u for u, s in enumerate(score) if s <= t.dormant),
+    }
+
+
+def dormant_fraction(site: Judged) -> float | None:
+    """The share of units that are dormant (None without dormant sums)."""
+    dormant = site.figures["dormant_units"]
+    if dormant is None:
+        return None
+    return len(dormant) / site.units if site.units else 0.0
+
+
+def _findings(site: Judged, t: Thresholds) -> list[Finding]:
+    dormant: tuple[int, ...] = site.figures["dormant_units"] or ()
+    dead = set(site.figures.get("dead_units", ()))
+    if not set(dormant) - dead:  # a dead ReLU unit is dormant too: say only what is new
+        return []
+    share = len(dormant) / site.units
+    both = len(dead & set(dormant))
+    return [
+        Finding(
+            Code.DORMANT_UNITS,
+            Severity.WARNING if share >= t.dying else Severity.INFO,
+            site.name,
+            f"{len(dormant)} of {site.units} units ({percent(share)}) are dormant: mean "
+            f"|output| at most {t.dormant:g} of the site's average"
+            + (f", {both} of them dead" if both else "")
+            + f" (units {units_text(dormant)})",
+            dormant,
+        )
+    ]
+
+
+def _any_recorded(sites: Sequence[Judged]) -> bool:
+    return any(site.figures["dormant_units"] is not None for site in sites)
+
+
+def _cell(site: Judged) -> str:
+    share = dormant_fraction(site)
+    return "-" if share is None else percent(share)
+
+
+def _needs(call: CallFacts, options: Options) -> bool:
+    return options.keeps_sums
+
+
+STAT = Stat(
+    name="dormant",
+    order=20,
+    doc="per unit, the sum of |output| (opt-in); ReDo's dormant units",
+    states=(State("abs_sum", dtype="float64"),),
+    needs=_needs,
+    update=_update,
+    host=lambda raw, positions: {"abs_sum": raw["abs_sum"]} if "abs_sum" in raw else {},
+    values=(Value("abs_sum", "floats"),),
+    figures=(
+        Figure("mean_abs", "floats", optional=True),
+        Figure("dormant_units", "units", optional=True),
+    ),
+    judge=_judge,
+    findings=_findings,
+    columns=(
+        Column(
+            "dorm%",
+            "dormant %",
+            7,
+            30,
+            _cell,
+            shown=_any_recorded,
+            legend=lambda t: (
+                f"dorm% is the share of units whose mean |output| is <= "
+                f"{t.dormant:g} of the site's mean."
+            ),
+        ),
+    ),
+    scalars=(Scalar("dormant_fraction", "dormant share of units, per site", dormant_fraction),),
+    histograms=(Histogram("mean_abs", lambda s: s.figures["mean_abs"] or ()),),
+)

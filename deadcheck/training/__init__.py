@@ -1,0 +1,1 @@
+"""Watch a training run: the Monitor, the Recycler, their trends."""
