@@ -10,7 +10,7 @@ import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from deadcheck.core.version import __version__
 
 #: Every public name and the module that defines it: the one list. ``__all__`` and
 #: the lazy loader derive from it; a test checks the typing imports and docs/api.md.

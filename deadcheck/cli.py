@@ -20,7 +20,6 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from deadcheck import __version__
 from deadcheck.core import jsontext
 from deadcheck.core.errors import (
     EXIT_FINDINGS,
@@ -32,6 +31,7 @@ from deadcheck.core.errors import (
     Stage,
 )
 from deadcheck.core.thresholds import Thresholds
+from deadcheck.core.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
