@@ -100,3 +100,38 @@ def test_dormant_counts_sum_across_ranks_like_the_rest() -> None:
     with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
         model(torch.randn(2, 3, 6, 6))
     assert rec.stats().site("a1").abs_sum == rec.stats().site("a1").abs_sum
+
+
+def test_markdown_and_the_table_show_the_same_columns_for_a_gelu_site() -> None:
+    """Markdown printed "0 dead, 0%, 51% zero" for a GELU site and no dormant column (issue 21).
+
+    Columns now come from the statistics' declarations, once, for both formats.
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 8), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight[:4] = 0.0
+        model[0].bias[:4] = -1e-3  # four GELU units sit just below zero: dormant, not dead
+    report = deadcheck.scan(model, [torch.randn(16, 6)], activations="all")
+    gelu = report.site("1")
+    assert gelu.kind == "GELU" and gelu.dormant_units is not None
+    assert set(gelu.dormant_units) >= {0, 1, 2, 3}
+    markdown = deadcheck.render(report, "markdown")
+    header = next(line for line in markdown.splitlines() if line.startswith("| site |"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "site",
+        "kind",
+        "units",
+        "dead",
+        "dead %",
+        "dormant %",
+        "mean zero %",
+        "slope",
+    ]
+    row = next(line for line in markdown.splitlines() if line.startswith("| `1` |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    share = f"{100 * len(gelu.dormant_units) / 8:.0f}%"
+    assert cells == ["`1`", "GELU", "8", "-", "-", share, "-", "-"]
+    table = deadcheck.render(report, "table", all_sites=True)
+    line = next(line for line in table.splitlines() if line.startswith("1 "))
+    assert line.split() == ["1", "GELU", "8", "-", "-", share, "-", "-"]

@@ -107,7 +107,7 @@ def test_imports_only_go_down() -> None:
         here = _folder(module)
         for name, _, line in _imports(path):
             target = _resolve(name, modules)
-            if target is None or target == "deadcheck" and module != "deadcheck":
+            if target is None or (target == "deadcheck" and module != "deadcheck"):
                 if target == "deadcheck" and name == "deadcheck":
                     upward.append(f"{module}:{line} imports the package root")
                 continue
@@ -146,7 +146,7 @@ def test_there_is_no_import_cycle() -> None:
 
     def visit(node: str) -> None:
         if node in path:
-            cycle = path[path.index(node) :] + [node]
+            cycle = [*path[path.index(node) :], node]
             raise AssertionError("import cycle: " + " -> ".join(cycle))
         if node in done:
             return

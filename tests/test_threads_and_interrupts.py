@@ -171,3 +171,33 @@ def test_the_callbacks_recycler_never_counts_evaluation_passes() -> None:
         assert watch.recycler._recorder.stats().samples == 5
     finally:
         watch.close()
+
+
+def test_the_callbacks_monitor_and_recycler_share_one_recorder() -> None:
+    """One set of hooks per model: the Recycler recycles from the Monitor's own snapshots."""
+    from deadcheck.integrations._core import Options, Watch
+
+    def hooks(model: nn.Module) -> int:
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].bias[1] = -100.0  # unit 1 never fires: dead, so dormant at any tau
+    alone = deadcheck.Recorder(model).attach()
+    one_set = hooks(model)
+    alone.detach()
+    watch = Watch(model, Options(every=2, recycle=0.1), writer=None, log_dir=None)
+    watch.start_recycling(torch.optim.SGD(model.parameters(), lr=0.1))
+    try:
+        assert watch.recycler is not None
+        assert watch.recycler.recorder is watch.monitor.recorder
+        assert hooks(model) == one_set
+        for _ in range(2):
+            model(torch.randn(5, 3))
+            watch.step()
+        assert [r.recycled for r in watch.recycler.history] == [{"1": (1,)}]
+        assert watch.monitor.history[-1].stats is not None
+        assert watch.monitor.history[-1].stats.samples == 10
+    finally:
+        watch.close()
+    assert hooks(model) == 0
