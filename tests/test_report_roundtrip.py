@@ -128,3 +128,28 @@ def test_output_dash_is_stdout(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["samples"] > 0
     assert not (tmp_path / "-").exists()
+
+
+def test_diff_compares_every_declared_share_and_gates_on_the_dead_one() -> None:
+    """The dormant share is a statistic's diff scalar: diff shows it without naming it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU())
+    batches = [torch.randn(8, 4)]
+    before = deadcheck.scan(model, batches, dormant=True)
+    with torch.no_grad():
+        model[2].weight[:3] *= 1e-4  # three units of the second layer go quiet, not dead
+        model[2].bias[:3] = 1e-6
+    after = deadcheck.scan(model, batches, dormant=True)
+    diff = diff_reports(before, after, fail_on_rise=0.0)
+    quiet = after.site("3").dormant_fraction
+    assert quiet is not None and quiet >= 0.5
+    dormant = {c.site: c for c in diff.figures if c.figure == "dormant_fraction"}
+    assert dormant["3"].new == quiet and dormant["3"].change > 0
+    assert {c.figure for c in diff.sites} == {"dead_fraction"}
+    assert not diff.fails  # nothing died: the gate is on the dead share alone
+    text = deadcheck.analysis.diffing.render_diff(diff)
+    assert "\ndormant share\n" in text and "\ndead share\n" not in text
+    plain = diff_reports(
+        deadcheck.scan(model, batches), deadcheck.scan(model, batches), fail_on_rise=0.0
+    )
+    assert plain.figures == ()  # without dormant sums there is nothing to compare

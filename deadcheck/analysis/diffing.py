@@ -18,9 +18,10 @@ from deadcheck.core import jsontext
 from deadcheck.core.errors import InputError
 from deadcheck.core.escaping import md_code, md_text, terminal
 from deadcheck.core.files import check_regular_file
-from deadcheck.core.findings import SEVERITIES
+from deadcheck.core.findings import at_or_above
 from deadcheck.core.words import percent
 from deadcheck.results.report import SCHEMA, Report
+from deadcheck.stats import STATS
 
 __all__ = [
     "DIFF_SCHEMA",
@@ -37,18 +38,29 @@ DIFF_SCHEMA = "deadcheck.diff/1"
 
 @dataclass(frozen=True)
 class SiteChange:
-    """One site present in both reports, and its dead share before and after."""
+    """One site present in both reports, and one of its shares before and after.
+
+    ``figure`` is the statistic's scalar compared (``dead_fraction``, the gate's;
+    ``dormant_fraction`` where both reports have dormant sums).
+    """
 
     site: str
     old: float
     new: float
+    figure: str = "dead_fraction"
 
     @property
     def change(self) -> float:
         return self.new - self.old
 
     def to_dict(self) -> dict[str, Any]:
-        return {"site": self.site, "old": self.old, "new": self.new, "change": self.change}
+        return {
+            "site": self.site,
+            "figure": self.figure,
+            "old": self.old,
+            "new": self.new,
+            "change": self.change,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ class ReportDiff:
     resolved_findings: tuple[FindingKey, ...]
     fail_on_rise: float
     fail_on: str | None = None
+    #: The other compared figures (every statistic's ``diff`` scalar but the dead share).
+    figures: tuple[SiteChange, ...] = ()
 
     @property
     def rises(self) -> tuple[SiteChange, ...]:
@@ -87,12 +101,7 @@ class ReportDiff:
         """New findings at or above ``fail_on``."""
         if self.fail_on is None:
             return ()
-        bar = SEVERITIES.index(self.fail_on)  # type: ignore[arg-type]
-        return tuple(
-            f
-            for f in self.new_findings
-            if SEVERITIES.index(f.severity) >= bar  # type: ignore[arg-type]
-        )
+        return tuple(f for f in self.new_findings if at_or_above(f.severity, self.fail_on))
 
     @property
     def fails(self) -> bool:
@@ -107,6 +116,7 @@ class ReportDiff:
             "fail_on": self.fail_on,
             "fails": self.fails,
             "sites": [s.to_dict() for s in self.sites],
+            "figures": [s.to_dict() for s in self.figures],
             "rises": [s.site for s in self.rises],
             "appeared": list(self.appeared),
             "disappeared": list(self.disappeared),
@@ -138,6 +148,12 @@ def load_report(path: str | Path) -> Report:
         raise InputError(f"{path}: {error}") from None
 
 
+#: The scalars a diff compares, from the statistics' declarations; the gate is on the first.
+_DIFFED = [scalar for stat in STATS for scalar in stat.scalars if scalar.diff]
+GATED = "dead_fraction"
+_LABELS = {scalar.key: scalar.label or scalar.key for scalar in _DIFFED}
+
+
 def _findings(report: Report) -> list[FindingKey]:
     return [FindingKey(f.code, f.severity, f.site) for f in report.findings]
 
@@ -164,11 +180,15 @@ def diff_reports(
     new = _report(new, names[1])
     before = {s.name: s for s in old.sites}
     after = {s.name: s for s in new.sites}
-    sites = tuple(
-        SiteChange(name, before[name].dead_fraction, after[name].dead_fraction)
+    changes = [
+        SiteChange(name, old_value, new_value, scalar.key)
+        for scalar in _DIFFED
         for name in after
         if name in before
-    )
+        and (old_value := scalar.value(before[name])) is not None
+        and (new_value := scalar.value(after[name])) is not None
+    ]
+    sites = tuple(c for c in changes if c.figure == GATED)
     old_findings, new_findings = _findings(old), _findings(new)
     return ReportDiff(
         old=names[0],
@@ -180,6 +200,7 @@ def diff_reports(
         resolved_findings=tuple(f for f in old_findings if f not in new_findings),
         fail_on_rise=fail_on_rise,
         fail_on=fail_on,
+        figures=tuple(c for c in changes if c.figure != GATED),
     )
 
 
@@ -218,19 +239,22 @@ def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
     names = f"{md_text(diff.old)} -> {md_text(diff.new)}" if md else f"{diff.old} -> {diff.new}"
     lines = [f"# deadcheck diff: {names}" if md else names]
     lines += ["", f"**{md_text(verdict)}**" if md else verdict]
-    changed = [s for s in diff.sites if s.change]
-    if changed:
-        width = max(12, *(len(s.site) for s in changed))
-        lines += ["", "## Dead share", ""] if md else ["", "dead share"]
+    changed = [s for s in (*diff.sites, *diff.figures) if s.change]
+    for figure, label in _LABELS.items():
+        rows = sorted((s for s in changed if s.figure == figure), key=lambda s: -s.change)
+        if not rows:
+            continue
+        width = max(12, *(len(s.site) for s in rows))
+        lines += ["", f"## {label.capitalize()}", ""] if md else ["", label]
         if md:
             lines += ["| site | old | new | change |", "|---|---:|---:|---:|"]
             lines += [
                 f"| {md_code(s.site)} | {percent(s.old)} | {percent(s.new)} | {_signed(s.change)} |"
-                for s in sorted(changed, key=lambda s: -s.change)
+                for s in rows
             ]
         else:
             lines.append(f"  {'site':<{width}} {'old':>6} {'new':>6} {'change':>7}")
-            for s in sorted(changed, key=lambda s: -s.change):
+            for s in rows:
                 old, new = percent(s.old), percent(s.new)
                 lines.append(f"  {s.site:<{width}} {old:>6} {new:>6} {_signed(s.change):>7}")
     for title, items in (

@@ -239,13 +239,14 @@ class Scalar:
     """One number per site, charted over time (``deadcheck/<key>/<site>`` in TensorBoard).
 
     ``title`` names the chart in the dashboard's layout; ``diff`` makes
-    ``deadcheck diff`` compare it between two reports.
+    ``deadcheck diff`` compare it between two reports, under ``label``.
     """
 
     key: str
     title: str
     value: Callable[[Judged], float | None]
     diff: bool = False
+    label: str = ""
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,14 @@ STAT = Stat(
             ),
         ),
     ),
-    scalars=(Scalar("dormant_fraction", "dormant share of units, per site", dormant_fraction),),
+    scalars=(
+        Scalar(
+            "dormant_fraction",
+            "dormant share of units, per site",
+            dormant_fraction,
+            diff=True,
+            label="dormant share",
+        ),
+    ),
     histograms=(Histogram("mean_abs", lambda s: s.figures["mean_abs"] or ()),),
 )

@@ -169,6 +169,7 @@ STAT = Stat(
             "dead share of units, per site",
             lambda s: s.figures["dead_fraction"],
             diff=True,
+            label="dead share",
         ),
         Scalar("zero_fraction_mean", "mean zero fraction, per site", mean_zero_fraction),
     ),
