@@ -20,7 +20,6 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from deadcheck.core import jsontext
 from deadcheck.core.errors import (
     EXIT_FINDINGS,
     EXIT_INTERRUPTED,
@@ -30,6 +29,9 @@ from deadcheck.core.errors import (
     ModelError,
     Stage,
 )
+from deadcheck.core.findings import SEVERITIES
+from deadcheck.core.formats import FORMATS
+from deadcheck.core.options import ACTIVATIONS
 from deadcheck.core.thresholds import Thresholds
 from deadcheck.core.version import __version__
 
@@ -171,7 +173,7 @@ def _input_options(func: F) -> F:
         ),
         click.option(
             "--activations",
-            type=click.Choice(["relu", "all"]),
+            type=click.Choice(ACTIVATIONS),
             default="relu",
             show_default=True,
             help="relu: the ReLU family; all: also GELU, SiLU, Tanh, ... (dormant statistics).",
@@ -338,7 +340,7 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "markdown"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
     help="Report format.",
@@ -361,7 +363,7 @@ def main() -> None:
 @click.option("--all", "all_sites", is_flag=True, help="Table: show every site in forward order.")
 @click.option(
     "--fail-on",
-    type=click.Choice(["warning", "error"]),
+    type=click.Choice([str(s) for s in SEVERITIES[1:]]),
     help="Exit 1 when a finding is at or above this severity.",
 )
 @_handle_errors
@@ -583,12 +585,8 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
     Producers' rows are re-initialised and consumers' columns zeroed, so the
     architecture and every other weight stay as they were.
     """
-    import io
-
-    import torch
-
-    from deadcheck.core.files import check_folder_writable, write_folder_atomic
-    from deadcheck.repair.recycling import recycle
+    from deadcheck.core.files import check_folder_writable
+    from deadcheck.repair.recycling import recycle, save_recycle
 
     check_folder_writable(output, force=force)
     if options.get("dormant") is None:
@@ -599,14 +597,7 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
         click.echo(f"deadcheck: note: {site} not recycled: {why}", err=True)
     for site, how in result.notes.items():
         click.echo(f"deadcheck: note: {site}: {how}", err=True)
-    buffer = io.BytesIO()
-    torch.save(done.target.model.state_dict(), buffer)
-    record = jsontext.dumps({**result.to_dict(), "target": done.target.name, "tau": tau})
-    write_folder_atomic(
-        output,
-        {"state_dict.pt": buffer.getvalue(), "recycled.json": record.encode()},
-        force=force,
-    )
+    save_recycle(done.target.model, result, output, tau=tau, target=done.target.name, force=force)
     for site, units in result.recycled.items():
         click.echo(f"  {site}: {len(units)} unit(s) recycled")
     click.echo(
@@ -627,13 +618,13 @@ def recycle_command(target: str, tau: float, output: str, force: bool, **options
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(["warning", "error"]),
+    type=click.Choice([str(s) for s in SEVERITIES[1:]]),
     help="Exit 1 also when a new finding at or above this severity appeared.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "markdown"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
     help="Output format; markdown is for a pull-request comment.",

@@ -15,7 +15,10 @@ from typing import Any, Literal, TypedDict
 
 from deadcheck.core.kinds import FAMILY, KINDS
 
-__all__ = ["RecordingKwargs", "RecordingOptions", "recording_options"]
+__all__ = ["ACTIVATIONS", "RecordingKwargs", "RecordingOptions", "recording_options"]
+
+#: What ``activations`` may be: the ReLU family, or every kind deadcheck knows.
+ACTIVATIONS = ("relu", "all")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class RecordingOptions:
     scoped: bool = True
 
     def __post_init__(self) -> None:
-        if self.activations not in ("relu", "all"):
+        if self.activations not in ACTIVATIONS:
             raise ValueError(f"activations must be 'relu' or 'all', got {self.activations!r}")
         if not isinstance(self.unit_axis, Mapping) or not all(
             isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)

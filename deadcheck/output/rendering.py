@@ -8,16 +8,14 @@ list of them, which the CLI's choices come from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
+from deadcheck.core.formats import FORMATS, Format
 from deadcheck.core.jsontext import dumps
 from deadcheck.output.markdown import render_markdown
 from deadcheck.output.table import render_table
 from deadcheck.results.report import Report
 
 __all__ = ["FORMATS", "RENDERERS", "render", "render_json", "render_markdown", "render_table"]
-
-Format = Literal["table", "json", "markdown"]
 
 
 def render_json(report: Report) -> str:
@@ -33,7 +31,8 @@ RENDERERS: dict[str, Callable[[Report, bool, int], str]] = {
     "json": lambda report, all_sites, width: render_json(report),
     "markdown": lambda report, all_sites, width: render_markdown(report),
 }
-FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
+if set(RENDERERS) != set(FORMATS):  # pragma: no cover - a format without a renderer
+    raise ImportError("deadcheck.output.rendering: RENDERERS and FORMATS disagree")
 
 
 def render(

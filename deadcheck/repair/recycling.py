@@ -30,6 +30,7 @@ import copy
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,13 +38,15 @@ import torch.fx
 from torch import nn
 
 from deadcheck.core.errors import InputError
+from deadcheck.core.jsontext import dumps
 from deadcheck.core.kinds import kind
 from deadcheck.core.sites import SiteId
-from deadcheck.recording.activations import CALLS, module_kind
+from deadcheck.repair.folder import write_repair
+from deadcheck.repair.graph import TorchLeafTracer, occurrence_problem, site_nodes, trace_problem
 from deadcheck.results.report import Report
 from deadcheck.results.stats import Stats
 
-__all__ = ["RecycleResult", "recycle"]
+__all__ = ["DEAD_NOTE", "RecycleResult", "recycle", "save_recycle"]
 
 _PRODUCERS = (nn.Linear, nn.modules.conv._ConvNd)
 _NORMS = (nn.modules.batchnorm._BatchNorm,)
@@ -80,13 +83,6 @@ class _Chain:
     consumers: tuple[nn.Module, ...]
 
 
-class _LeafTracer(torch.fx.Tracer):
-    """torch's own layers are leaves: the graph shows how the user's code wires them."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return type(m).__module__.startswith("torch.nn.") and not m._modules
-
-
 #: Why a site without dormant statistics is judged by its dead units.
 DEAD_NOTE = (
     "no dormant statistics: its dead units were chosen (a dead unit's mean |output| is "
@@ -116,43 +112,6 @@ def _dormant_units(
         if units:
             chosen.append((site.id, units))
     return chosen, skipped, notes
-
-
-def _function_of(node: torch.fx.Node) -> str | None:
-    if node.op == "call_function":
-        target: Any = node.target
-    elif node.op == "call_method":
-        target = getattr(torch.Tensor, str(node.target), None)
-    else:
-        return None
-    try:
-        parser = CALLS.get(target)
-    except TypeError:
-        return None
-    if parser is None:
-        return None
-    args = tuple(a if not isinstance(a, torch.fx.Node) else None for a in node.args)
-    call = parser(args, dict(node.kwargs))
-    return call.function if call is not None else None
-
-
-def _innermost_module(node: torch.fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    return str(list(stack.values())[-1][0]) if stack else ""
-
-
-def _site_nodes(gm: torch.fx.GraphModule) -> dict[tuple[str, str | None], list[torch.fx.Node]]:
-    """Activation nodes by (module, function), in graph order: the recorder's site order."""
-    nodes: dict[tuple[str, str | None], list[torch.fx.Node]] = {}
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            if module_kind(gm.get_submodule(str(node.target))) is not None:
-                nodes.setdefault((str(node.target), None), []).append(node)
-        else:
-            function = _function_of(node)
-            if function is not None:
-                nodes.setdefault((_innermost_module(node), function), []).append(node)
-    return nodes
 
 
 def _describe(gm: torch.fx.GraphModule, node: torch.fx.Node) -> str:
@@ -273,19 +232,17 @@ def recycle(
     if not chosen:
         return RecycleResult({}, skipped, notes)
     try:
-        gm = torch.fx.GraphModule(model, _LeafTracer().trace(model))
+        gm = torch.fx.GraphModule(model, TorchLeafTracer().trace(model))
     except Exception as error:
-        first = str(error).splitlines()[0][:120] if str(error) else ""
-        reason = f"the model does not trace with torch.fx ({type(error).__name__}: {first})"
+        reason = f"the model does not trace with torch.fx ({trace_problem(error)})"
         return RecycleResult({}, {**skipped, **{site.name: reason for site, _ in chosen}}, notes)
-    nodes = _site_nodes(gm)
+    nodes = site_nodes(gm)
     recycled: dict[str, tuple[int, ...]] = {}
     for site, units in chosen:
         found = nodes.get((site.module, site.function), [])
-        if len(found) != site.occurrences:
-            skipped[site.name] = (
-                f"its code makes {len(found)} such call(s) but {site.occurrences} ran per pass"
-            )
+        problem = occurrence_problem(len(found), site.occurrences)
+        if problem is not None:
+            skipped[site.name] = problem
             continue
         chain = _chain(gm, found[site.index])
         if isinstance(chain, str):
@@ -294,3 +251,20 @@ def recycle(
         _recycle_units(chain, units, optimizer)
         recycled[site.name] = units
     return RecycleResult(recycled, skipped, notes)
+
+
+def save_recycle(
+    model: nn.Module,
+    result: RecycleResult,
+    folder: str | Path,
+    *,
+    tau: float,
+    target: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a recycled model into ``folder``: its state dict and ``recycled.json``.
+
+    ``recycled.json`` is :meth:`RecycleResult.to_dict` with the target and tau.
+    """
+    record = dumps({**result.to_dict(), "target": target, "tau": tau})
+    return write_repair(folder, model, {"recycled.json": record.encode()}, force=force)

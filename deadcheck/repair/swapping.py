@@ -46,11 +46,17 @@ from torch import nn
 from deadcheck.core import jsontext
 from deadcheck.core.checks import is_number
 from deadcheck.core.errors import InputError, SwapError
-from deadcheck.core.files import write_folder_atomic
 from deadcheck.core.kinds import KINDS, kind
 from deadcheck.recording.activations import CALLS, module_kind
 from deadcheck.recording.feeding import scan
 from deadcheck.recording.layers import AxisPReLU
+from deadcheck.repair.folder import write_repair
+from deadcheck.repair.graph import (
+    OwnCodeTracer,
+    occurrence_problem,
+    site_nodes,
+    trace_problem,
+)
 from deadcheck.results.report import Report, SiteReport
 
 __all__ = [
@@ -323,17 +329,12 @@ def _traces(model: nn.Module, caller_path: str, site: PlannedSite) -> bool:
     """Whether the caller's own code traces and shows as many such calls as ran."""
     caller = model.get_submodule(caller_path) if caller_path else model
     try:
-        graph = _OwnCodeTracer(caller).trace(caller)
+        gm = torch.fx.GraphModule(caller, OwnCodeTracer(caller).trace(caller))
     except Exception:
         return False
     prefix = f"{caller_path}." if caller_path else ""
-    count = 0
-    for node in graph.nodes:
-        if site.function is None:
-            count += node.op == "call_module" and prefix + str(node.target) == site.module
-        else:
-            count += _function_name(node) == site.function
-    return count == site.occurrences
+    found = site_nodes(gm, prefix=prefix, caller=caller_path).get((site.module, site.function), [])
+    return occurrence_problem(len(found), site.occurrences) is None
 
 
 def _shareable(group: list[PlannedSite]) -> bool:
@@ -485,33 +486,6 @@ def _set_submodule(root: nn.Module, path: str, new: nn.Module) -> nn.Module:
     return root
 
 
-class _OwnCodeTracer(torch.fx.Tracer):
-    """Traces one module's own forward code; every child module is a leaf."""
-
-    def __init__(self, root: nn.Module) -> None:
-        super().__init__()
-        self._root = root
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return m is not self._root
-
-
-def _function_name(node: torch.fx.Node) -> str | None:
-    """The family function a node calls, by deadcheck's naming, or None (via the call table)."""
-    if node.op == "call_function":
-        target: Any = node.target
-    elif node.op == "call_method":  # x.relu(): the Tensor method of that name
-        target = getattr(torch.Tensor, str(node.target), None)
-    else:
-        return None
-    parser = CALLS.get(target)
-    if parser is None:
-        return None
-    args = tuple(a if not isinstance(a, torch.fx.Node) else None for a in node.args)
-    call = parser(args, dict(node.kwargs))
-    return call.function if call is not None else None
-
-
 def _rewrite_caller(
     model: nn.Module, caller_path: str, group: list[PlannedSite], like: torch.Tensor | None
 ) -> tuple[nn.Module, dict[str, str]]:
@@ -519,32 +493,25 @@ def _rewrite_caller(
     caller = model.get_submodule(caller_path) if caller_path else model
     where = caller_path or "the model's own forward"
     try:
-        tracer = _OwnCodeTracer(caller)
+        tracer = OwnCodeTracer(caller)
         graph = tracer.trace(caller)
     except Exception as error:
         names = ", ".join(s.site for s in group)
         raise SwapError(
             f"cannot swap {names}: {where} does not trace with torch.fx "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            f"({trace_problem(error)}); "
             "replace those calls by modules in your code, or swap other sites"
         ) from None
     gm = torch.fx.GraphModule(tracer.root, graph, class_name=type(caller).__name__)
     prefix = f"{caller_path}." if caller_path else ""
     new_names: dict[str, str] = {}
-    nodes_by_key: dict[tuple[str, str | None], list[torch.fx.Node]] = {}
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            nodes_by_key.setdefault((prefix + str(node.target), None), []).append(node)
-        else:
-            fn = _function_name(node)
-            if fn is not None:
-                nodes_by_key.setdefault((caller_path, fn), []).append(node)
+    nodes_by_key = site_nodes(gm, prefix=prefix, caller=caller_path)
     for site in group:
         nodes = nodes_by_key.get((site.module, site.function), [])
-        if len(nodes) != site.occurrences:
+        problem = occurrence_problem(len(nodes), site.occurrences, f"{where}'s code")
+        if problem is not None:
             raise SwapError(
-                f"cannot swap {site.site}: {where} makes {len(nodes)} such call(s) in its code "
-                f"but {site.occurrences} ran per forward pass (it runs more than once, "
+                f"cannot swap {site.site}: {problem} (it runs more than once, "
                 "or its control flow differs from the traced path)"
             )
         node = nodes[site.index]
@@ -694,22 +661,14 @@ def save_swap(model: nn.Module, plan: SwapPlan, folder: str | Path, *, force: bo
     The folder appears whole or not at all (an existing one is replaced only
     with ``force``, once the new one is complete). Returns the HOWTO text.
     """
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
     howto = HOWTO.format(
         count=len(plan.sites),
         becomes=plan.sites[0].becomes if plan.sites else "nothing",
         added=plan.parameters_added,
         folder=Path(folder).as_posix(),  # "swapped/" -> "swapped": paths meant for pasting
     )
-    files = {
-        "state_dict.pt": buffer.getvalue(),
-        "swap_plan.json": plan.to_json().encode(),
-        "HOWTO.txt": howto.encode(),
-    }
-    write_folder_atomic(folder, files, force=force)
+    files = {"swap_plan.json": plan.to_json().encode(), "HOWTO.txt": howto.encode()}
+    write_repair(folder, model, files, force=force)
     return howto
 
 
