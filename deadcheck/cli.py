@@ -391,7 +391,7 @@ def scan_command(
         if path is not None:
             check_writable(path, force=force)
     if plot is not None:
-        from deadcheck.output.plotting import plot_format
+        from deadcheck.output.figures import plot_format
 
         try:
             plot_format(plot)
@@ -440,7 +440,7 @@ def _scan_series_command(
 ) -> None:
     """scan with several checkpoints: one report each, the trend across them."""
     from deadcheck.core.files import write_bytes_atomic, write_text_atomic
-    from deadcheck.output.plotting import plot_format
+    from deadcheck.output.figures import plot_format
     from deadcheck.workflows.series import plot_series, render_series, scan_series
 
     weights = options.pop("weights")

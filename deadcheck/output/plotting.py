@@ -6,17 +6,15 @@ importing deadcheck never opens a window or slows a command that draws nothing.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 from deadcheck.core.findings import SEVERITIES
+from deadcheck.output.figures import PLOT_FORMATS, finish, plot_format, pyplot
 from deadcheck.results.report import Report
 
 __all__ = ["PLOT_FORMATS", "heatmap_matrix", "heatmap_rgb", "plot_format", "plot_report"]
 
-#: File suffixes a plot can be written as, and the format matplotlib writes for each.
-PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
 _DEAD_COLOR = "#e45756"
 
 _COLORS = {None: "#4c78a8", "info": "#72b7b2", "warning": "#f58518", "error": "#e45756"}
@@ -84,17 +82,6 @@ def heatmap_rgb(report: Report, *, row_height: int = 4) -> Any:
     return np.repeat(image, row_height, axis=0)
 
 
-def plot_format(path: str | Path) -> str:
-    """The image format a path's suffix names; ValueError for a suffix no format has."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in PLOT_FORMATS:
-        raise ValueError(
-            f"cannot tell the image format of {Path(path).name!r}: name it "
-            + ", ".join(sorted(PLOT_FORMATS))
-        )
-    return PLOT_FORMATS[suffix]
-
-
 def plot_report(
     report: Report, path: str | Path | None = None, *, format: str | None = None
 ) -> bytes:
@@ -106,10 +93,8 @@ def plot_report(
     """
     if format is None:
         format = plot_format(path) if path is not None else "png"
+    plt = pyplot()
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     layers = report.sites
@@ -172,10 +157,4 @@ def plot_report(
         "per-unit zero fraction (red at the bottom: dead units)" + (f"; {note}" if note else ""),
         fontsize=9,
     )
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=format, dpi=110)
-    plt.close(fig)
-    data = buffer.getvalue()
-    if path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return finish(fig, path, format)

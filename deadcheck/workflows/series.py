@@ -21,6 +21,7 @@ from deadcheck.core import jsontext
 from deadcheck.core.errors import InputError
 from deadcheck.core.findings import Finding
 from deadcheck.core.words import percent
+from deadcheck.output.figures import finish, pyplot
 from deadcheck.results.report import Report
 from deadcheck.workflows.scanning import scan_target
 
@@ -141,13 +142,8 @@ def render_series(series: Series, fmt: str = "table") -> str:
 
 def plot_series(series: Series, path: str | Path | None = None, *, format: str = "png") -> bytes:
     """Dead share per site against checkpoint, one line per site."""
-    import io
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = [Path(c).stem for c in series.checkpoints]
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     rising = {f.site for f in series.findings}
@@ -167,10 +163,4 @@ def plot_series(series: Series, path: str | Path | None = None, *, format: str =
     ax.set_title(f"{series.target or 'model'}: dead share per checkpoint")
     if len(series.dead_shares()) <= 12:
         ax.legend(fontsize=7)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=format, dpi=110)
-    plt.close(fig)
-    data = buffer.getvalue()
-    if path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return finish(fig, path, format)
