@@ -37,8 +37,21 @@ def site(
 
 CASES = [
     ("healthy-relu", site((3, 5, 9)), []),
-    ("one-dead-unit-is-info", site((10, 5, 9, 0)), [("dead-units", "info", (0,))]),
-    ("half-dead-is-dying", site((10, 10, 9, 0)), [("dying-layer", "warning", (0, 1))]),
+    (
+        "one-dead-unit-is-info",
+        site((10, 5, 9, 0)),
+        [("dead-units", "info", (0,)), ("linear-units", "info", (3,))],
+    ),
+    (
+        "half-dead-is-dying",
+        site((10, 10, 9, 0)),
+        [("dying-layer", "warning", (0, 1)), ("linear-units", "info", (3,))],
+    ),
+    (
+        "a-leaky-unit-that-stayed-negative-is-linear-not-dead",
+        site((10, 5), kind="LeakyReLU", slope=0.01),
+        [("linear-units", "warning", (0,))],
+    ),
     ("all-dead-is-dead-layer", site((10, 10)), [("dead-layer", "error", (0, 1))]),
     ("nan-is-error", site((1, 2), nan=(0, 3)), [("nan-activations", "error", (1,))]),
     ("prelu-default-0.25-is-healthy", site((3, 4), kind="PReLU", slope=(0.25, 0.25)), []),
@@ -63,7 +76,12 @@ CASES = [
     (
         "prelu-per-unit-slopes",
         site((3, 4, 5), kind="PReLU", slope=(0.25, 1.1, -0.001)),
-        [("near-linear-slope", "warning", (1,)), ("tiny-slope", "info", (2,))],
+        [
+            ("near-linear-slope", "warning", (1,)),
+            ("negative-slope", "info", (2,)),
+            ("steep-slope", "info", (1,)),
+            ("tiny-slope", "info", (2,)),
+        ],
     ),
     (
         "relu6-stuck-at-cap",
@@ -83,7 +101,7 @@ def test_findings(stats_site: SiteStats, expected: list[tuple[str, str, tuple[in
 
 
 def test_thresholds_are_keyword_arguments() -> None:
-    stats = Stats(sites=(site((10, 0, 0, 0)),), samples=10)
+    stats = Stats(sites=(site((10, 1, 1, 1)),), samples=10)
     assert [f.code for f in analyze(stats).findings] == ["dead-units"]
     assert [f.code for f in analyze(stats, dying=0.25).findings] == ["dying-layer"]
     with pytest.raises(ValueError, match="dying"):
@@ -116,12 +134,13 @@ def test_json_report_has_contract_fields() -> None:
         "positions": 10,
     }
     assert s["zero_fraction"] == [1.0, 0.5]
-    assert s["dead_units"] == [0]
-    assert s["dead_fraction"] == 0.5
+    assert s["dead_units"] == []  # a PReLU unit that stayed negative still passes a gradient
+    assert s["linear_units"] == [0]
+    assert s["dead_fraction"] == 0.0
     assert s["slope"] == [0.25, 0.3]
     (f,) = data["findings"]
     assert f == {
-        "code": "dying-layer",
+        "code": "linear-units",
         "severity": "warning",
         "site": "s",
         "message": f["message"],

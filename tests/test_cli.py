@@ -63,6 +63,7 @@ def test_json_stdout_is_json_alone_with_exact_counts() -> None:
     assert codes == [
         ("dying-layer", "act1"),
         ("dead-layer", "act2"),
+        ("linear-units", "act3"),  # its input is 0.5 at every position
         ("near-linear-slope", "act3"),
     ]
 

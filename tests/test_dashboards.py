@@ -40,7 +40,8 @@ def test_event_files_hold_every_chart(scanned: Path) -> None:
     assert scalars["deadcheck/zero_fraction_mean/act1"] == 0.75
     assert scalars["deadcheck/slope_mean/act3"] == pytest.approx(0.9)
     assert scalars["deadcheck/findings/error"] == 1
-    assert scalars["deadcheck/findings/warning"] == 2
+    assert scalars["deadcheck/findings/warning"] == 3  # dying act1, linear and near-linear act3
+    assert scalars["deadcheck/linear_fraction/act3"] == 1.0
     assert all(t.startswith("deadcheck/") for t in tags["scalars"])
     histograms = set(tags["histograms"])
     assert {"deadcheck/zero_fraction/act1", "deadcheck/slope/act3"} <= histograms

@@ -124,6 +124,7 @@ def test_markdown_and_the_table_show_the_same_columns_for_a_gelu_site() -> None:
         "units",
         "dead",
         "dead %",
+        "linear %",
         "dormant %",
         "mean zero %",
         "slope",
@@ -131,7 +132,7 @@ def test_markdown_and_the_table_show_the_same_columns_for_a_gelu_site() -> None:
     row = next(line for line in markdown.splitlines() if line.startswith("| `1` |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     share = f"{100 * len(gelu.dormant_units) / 8:.0f}%"
-    assert cells == ["`1`", "GELU", "8", "-", "-", share, "-", "-"]
+    assert cells == ["`1`", "GELU", "8", "-", "-", "-", share, "-", "-"]
     table = deadcheck.render(report, "table", all_sites=True)
     line = next(line for line in table.splitlines() if line.startswith("1 "))
-    assert line.split() == ["1", "GELU", "8", "-", "-", share, "-", "-"]
+    assert line.split() == ["1", "GELU", "8", "-", "-", "-", share, "-", "-"]

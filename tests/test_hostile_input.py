@@ -347,7 +347,7 @@ def test_crafted_module_names_are_escaped() -> None:
     assert "\x1b" not in markdown and "\x07" not in markdown
     row = next(line for line in markdown.splitlines() if "\\x1b" in line and "ReLU" in line)
     # the name is one code span: its fence is longer than any backtick run inside
-    assert row.startswith("| ``") and row.count("|") - row.count("\\|") == 8
+    assert row.startswith("| ``") and row.count("|") - row.count("\\|") == 9
     span = row.split("``")[1]  # HTML inside a code span is shown, never rendered
     assert "<img" in span and "``" not in span
 
@@ -359,7 +359,7 @@ def test_markdown_shows_dormant_share_and_no_dead_figures_for_gelu() -> None:
     assert "dormant %" in markdown
     gelu = next(line for line in markdown.splitlines() if "| GELU |" in line)
     cells = [c.strip() for c in gelu.strip("|").split("|")]
-    assert cells[3:5] == ["-", "-"] and cells[6] == "-"  # dead, dead %, mean zero %
+    assert cells[3:6] == ["-", "-", "-"] and cells[7] == "-"  # dead, dead %, linear %, zero %
 
 
 # -- checkpoints ------------------------------------------------------------------------

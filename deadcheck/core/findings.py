@@ -55,10 +55,13 @@ class Code(_Text):
     DEAD_LAYER = "dead-layer"
     DYING_LAYER = "dying-layer"
     DEAD_UNITS = "dead-units"
+    LINEAR_UNITS = "linear-units"
     DORMANT_UNITS = "dormant-units"
     SATURATED_UNITS = "saturated-units"
     NEAR_LINEAR_SLOPE = "near-linear-slope"
     TINY_SLOPE = "tiny-slope"
+    NEGATIVE_SLOPE = "negative-slope"
+    STEEP_SLOPE = "steep-slope"
     RISING_DEAD_FRACTION = "rising-dead-fraction"
 
 

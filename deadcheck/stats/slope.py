@@ -48,6 +48,30 @@ def _findings(site: Judged, t: Thresholds) -> list[Finding]:
                 tuple(near) if per_unit else (),
             )
         )
+    negative = [u for u, s in enumerate(values) if s < 0]
+    if negative:
+        found.append(
+            Finding(
+                Code.NEGATIVE_SLOPE,
+                Severity.INFO,
+                site.name,
+                f"{scope(negative, values[negative[0]])} negative: those units fold their "
+                "negative inputs upward (the unit is not monotonic)",
+                tuple(negative) if per_unit else (),
+            )
+        )
+    steep = [u for u, s in enumerate(values) if s > 1]
+    if steep:
+        found.append(
+            Finding(
+                Code.STEEP_SLOPE,
+                Severity.INFO,
+                site.name,
+                f"{scope(steep, values[steep[0]])} above 1: those units pass negative inputs "
+                "more strongly than positive ones",
+                tuple(steep) if per_unit else (),
+            )
+        )
     tiny = [u for u, s in enumerate(values) if abs(s) < t.tiny_slope]
     if tiny:
         found.append(

@@ -47,9 +47,14 @@ def _host(raw: Mapping[str, tuple[float, ...]], positions: int) -> dict[str, tup
 
 
 def dead_units(site: Counted) -> tuple[int, ...]:
-    """Units whose input was <= 0 at every position seen (ReLU family only)."""
+    """Units whose input was <= 0 at every position seen, where that means no gradient.
+
+    ReLU and ReLU6 only: a LeakyReLU, PReLU or RReLU unit that stayed negative
+    still passes a gradient (its slope), and is linear on the data instead
+    (:mod:`deadcheck.stats.linear`).
+    """
     zeros = site.values["zeros"]
-    if site.positions == 0 or not site.family:
+    if site.positions == 0 or not site.family or kind(site.kind).leaky:
         return ()
     return tuple(u for u, z in enumerate(zeros) if z == site.positions)
 
@@ -85,7 +90,7 @@ def _findings(site: Judged, t: Thresholds) -> list[Finding]:
                 nan,
             )
         )
-    regime = "stayed in the negative regime" if kind(site.kind).leaky else "never fired"
+    regime = "never fired"
     share = site.figures["dead_fraction"]
     if dead and len(dead) == site.units:
         found.append(
