@@ -143,6 +143,13 @@ class PureTorch:
         self.off.close()
 
 
+#: The opt-in statistics, each as a deadcheck column of its own (``--opt-in``): what each costs
+#: beside the default, measured in the same interleaved rounds.
+OPT_IN: dict[str, Callable[[nn.Module], Any]] = {
+    "deadcheck +dormant_sums": lambda model: deadcheck.Recorder(model, dormant_sums=True),
+    "deadcheck +margins": lambda model: deadcheck.Recorder(model, margins=True),
+}
+
 RECORDERS: dict[str, Callable[[nn.Module], Any]] = {
     "deadcheck": deadcheck.Recorder,
     "deadcheck 1st pass": FirstPass,
@@ -263,12 +270,17 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--opt-in", action="store_true", help="also time each opt-in statistic (a column each)"
+    )
+    parser.add_argument(
         "--clock",
         choices=["wall", "cpu"],
         default="wall",
         help="cpu: process CPU time, which ignores time stolen by other virtual machines",
     )
     args = parser.parse_args()
+    if args.opt_in:
+        RECORDERS.update(OPT_IN)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)

@@ -186,6 +186,11 @@ def _input_options(func: F) -> F:
             help="Record dormant statistics; a unit is dormant at score <= TAU (ReDo: 0.1).",
         ),
         click.option(
+            "--margins",
+            is_flag=True,
+            help="Also keep each unit's largest input: how far a dead unit is from firing.",
+        ),
+        click.option(
             "--dying",
             type=float,
             default=Thresholds.dying,
@@ -225,6 +230,7 @@ def _scan_kwargs(
     batch_axis: int | None,
     activations: str,
     dormant: float | None,
+    margins: bool,
     dying: float,
     near_linear: float,
     tiny_slope: float,
@@ -250,6 +256,7 @@ def _scan_kwargs(
         ),
         "activations": activations,
         "dormant_sums": dormant is not None,
+        "margins": margins,
     }
 
 
@@ -453,17 +460,9 @@ def _scan_series_command(
     if any(r.partial for r in series.reports) and fail_on is not None:
         _interrupted_gate()
     if tensorboard_dir is not None:
-        from torch.utils.tensorboard import SummaryWriter
+        from deadcheck.output.tensorboard import write_reports
 
-        from deadcheck.output.tensorboard import custom_layout, log_report
-
-        writer = SummaryWriter(log_dir=tensorboard_dir)
-        try:
-            writer.add_custom_scalars(custom_layout())
-            for step, report in enumerate(series.reports):
-                log_report(writer, report, step)
-        finally:
-            writer.close()
+        write_reports(series.reports, tensorboard_dir)
         click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
     if plot is not None:
         write_bytes_atomic(plot, plot_series(series, format=plot_format(plot)), force=force)

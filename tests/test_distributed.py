@@ -42,7 +42,8 @@ def data() -> list[torch.Tensor]:
 
 def record(batches: list[torch.Tensor]) -> dict:
     model = build()
-    with torch.no_grad(), deadcheck.record(model) as rec:
+    # margins: a max-reduced state, merged by its own all_reduce (MAX), exactly
+    with torch.no_grad(), deadcheck.record(model, margins=True) as rec:
         for batch in batches:
             model(batch)
     return rec.stats().to_dict()
@@ -66,6 +67,8 @@ def test_two_gloo_ranks_merge_to_the_single_process_counts(tmp_path: Path) -> No
         assert merged == single  # every rank gets the total
     assert single["samples"] == 18
     assert single["sites"][0]["zeros"][:2] == [18 * 16, 18 * 16]  # planted dead channels
+    margins = single["sites"][0]["max_input"]
+    assert all(m < 0 for m in margins[:2]) and all(m > 0 for m in margins[2:])  # merged by MAX
 
 
 def test_torchrun_scan_splits_batches_and_reports_once() -> None:

@@ -37,6 +37,8 @@ class RecordingOptions:
     * ``dormant_sums``: also sum each unit's |output| for ReDo's dormant
       score; one more read of each activation, so off by default, and on for
       every site under ``activations="all"``.
+    * ``margins``: also keep each unit's largest input (how far a dead unit
+      is from firing); one more read of each activation, so off by default.
     * ``training_only``: count only forward passes made in training mode, so
       a training loop's evaluation passes are left out.
     * ``scoped``: keep the function mode off in modules read as making no
@@ -48,6 +50,7 @@ class RecordingOptions:
     unit_axis: Mapping[str, int] = field(default_factory=dict)
     batch_axis: int | None = None
     dormant_sums: bool = False
+    margins: bool = False
     training_only: bool = False
     scoped: bool = True
 
@@ -64,7 +67,7 @@ class RecordingOptions:
             isinstance(self.batch_axis, bool) or not isinstance(self.batch_axis, int)
         ):
             raise ValueError(f"batch_axis must be an integer, got {self.batch_axis!r}")
-        for name in ("dormant_sums", "training_only", "scoped"):
+        for name in ("dormant_sums", "margins", "training_only", "scoped"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -86,6 +89,7 @@ class RecordingKwargs(TypedDict, total=False):
     unit_axis: Mapping[str, int]
     batch_axis: int | None
     dormant_sums: bool
+    margins: bool
     training_only: bool
     scoped: bool
 

@@ -8,6 +8,7 @@ dashboard's layout, which comes from the statistics' declared scalars.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from deadcheck.output.plotting import heatmap_note, heatmap_rgb
 from deadcheck.results.report import Report
 from deadcheck.stats import STATS
 
-__all__ = ["custom_layout", "log_report", "open_writer", "write_tensorboard"]
+__all__ = ["custom_layout", "log_report", "open_writer", "write_reports", "write_tensorboard"]
 
 
 def custom_layout() -> dict[str, Any]:
@@ -76,9 +77,15 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
 
 def write_tensorboard(report: Report, log_dir: str | Path, step: int = 0) -> Path:
     """Write ``report`` as one step of event files in ``log_dir``, with the grouped layout."""
+    return write_reports([report], log_dir, first_step=step)
+
+
+def write_reports(reports: Sequence[Report], log_dir: str | Path, first_step: int = 0) -> Path:
+    """Write ``reports`` as consecutive steps (a checkpoint series: one step per checkpoint)."""
     writer = open_writer(log_dir)
     try:
-        log_report(writer, report, step)
+        for step, report in enumerate(reports, start=first_step):
+            log_report(writer, report, step)
     finally:
         writer.close()
     return Path(log_dir)

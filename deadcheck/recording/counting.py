@@ -242,6 +242,7 @@ class SiteCounter:
         options: RecordingOptions = RecordingOptions(),
         output: torch.Tensor | None = None,
         axis_source: str | None = None,
+        pre: torch.Tensor | None = None,
     ) -> SiteCounter:
         """A counter shaped for ``x``, already holding the counts of ``x``.
 
@@ -287,13 +288,21 @@ class SiteCounter:
             axis_source=axis_source,
             reads={s.read: windows[s.name] for s in states if s.read is not None},
         )
-        counter.add(call, x, output)
+        counter.add(call, x, output, pre)
         return counter
 
     def add(
-        self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None = None
+        self,
+        call: ActivationCall,
+        x: torch.Tensor,
+        output: torch.Tensor | None = None,
+        pre: torch.Tensor | None = None,
     ) -> None:
-        """Add one more call: the shared counting read, then each statistic's own update."""
+        """Add one more call: the shared counting read, then each statistic's own update.
+
+        ``pre`` is the activation's input where it is still intact (None after an
+        in-place call).
+        """
         units = int(x.shape[self.axis]) if x.ndim else 1
         if (x.ndim and self.axis >= x.ndim) or units != self.units:
             raise ValueError(
@@ -317,7 +326,7 @@ class SiteCounter:
             self.window_positions += n
         for stat in self.stats:
             if stat.update is not None:
-                stat.update(self.totals, call, x, output, self.axis)
+                stat.update(self.totals, call, x, output, self.axis, pre)
         self.positions += positions
         self.calls += 1
         self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope

@@ -23,7 +23,8 @@ from deadcheck.recording.activations import CALLS, ActivationCall
 __all__ = ["Watch"]
 
 #: Called with the call, the tensor counted (PReLU: its input), and the output (or None).
-Callback = Callable[[ActivationCall, torch.Tensor, torch.Tensor | None], None]
+#: (the call, the tensor counted, the output, the input while intact: None after in place)
+Callback = Callable[[ActivationCall, torch.Tensor, torch.Tensor | None, torch.Tensor | None], None]
 
 
 class _Interceptor(TorchFunctionMode):
@@ -57,8 +58,10 @@ class _Interceptor(TorchFunctionMode):
                     args[0] if call.kind == "PReLU" or not isinstance(out, torch.Tensor) else out
                 )
                 output = out if isinstance(out, torch.Tensor) else None
+                # The input is still the pre-activation unless the call worked in place.
+                pre = args[0] if args[0] is not out else None
                 for watch in tuple(self.active):
-                    watch.callback(call, counted, output)
+                    watch.callback(call, counted, output, pre)
         return out
 
     def activate(self, watch: Watch) -> None:

@@ -443,7 +443,8 @@ class Recorder:
                 call = module_call(module)
                 counted = args[0] if call.kind == "PReLU" else output
                 if isinstance(counted, torch.Tensor):
-                    self._observe(call, counted, output)
+                    pre = args[0] if args[0] is not output else None  # in place: overwritten
+                    self._observe(call, counted, output, pre)
             stack.pop()
             if self._entered.pop():
                 self._watch.exit()
@@ -468,7 +469,11 @@ class Recorder:
     # -- counting ----------------------------------------------------------
 
     def _intercepted(
-        self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None
+        self,
+        call: ActivationCall,
+        x: torch.Tensor,
+        output: torch.Tensor | None,
+        pre: torch.Tensor | None = None,
     ) -> None:
         """A functional call seen by the function mode."""
         stack = self._stack
@@ -482,7 +487,7 @@ class Recorder:
                 # passes may have made this call uncounted, and the report says so.
                 late = state == _CLOSED and top in self._ran_unwatched
                 self._reopen(top)
-            key = self._observe(call, x, output)
+            key = self._observe(call, x, output, pre)
             if late:
                 self._late.setdefault(key, self._passes)
         # Inside an activation module, its own forward hook does the counting.
@@ -505,7 +510,11 @@ class Recorder:
         return given[0][1] if given else None
 
     def _observe(
-        self, call: ActivationCall, x: torch.Tensor, output: torch.Tensor | None = None
+        self,
+        call: ActivationCall,
+        x: torch.Tensor,
+        output: torch.Tensor | None = None,
+        pre: torch.Tensor | None = None,
     ) -> tuple[str, int]:
         """Count one call at its site; returns the site's key."""
         place = self._place(call)
@@ -528,9 +537,10 @@ class Recorder:
                         axis=self._axis_override(place, index),
                         options=self.options,
                         output=output,
+                        pre=pre,
                     )
                 else:
-                    counter.add(call, x, output)
+                    counter.add(call, x, output, pre)
         except Exception as error:  # never break the user's forward pass
             self._places.setdefault(key, place)
             self._problems.setdefault(key, f"{type(error).__name__}: {error}")

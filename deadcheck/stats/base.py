@@ -95,6 +95,9 @@ class Options(Protocol):
     @property
     def keeps_sums(self) -> bool: ...
 
+    @property
+    def margins(self) -> bool: ...
+
 
 class CallFacts(Protocol):
     """What a statistic may ask of one activation call."""
@@ -151,7 +154,7 @@ class Judged(Protocol):
 
 
 #: How a value or figure is written to JSON and checked when read back.
-Form = Literal["counts", "floats", "units", "share", "number", "slope"]
+Form = Literal["counts", "floats", "optional_floats", "units", "share", "number", "slope"]
 
 
 def _read_form(form: Form, value: Any, where: str) -> Any:
@@ -159,6 +162,9 @@ def _read_form(form: Form, value: Any, where: str) -> Any:
         return counts(value, where)
     if form == "floats":
         return floats(value, where)
+    if form == "optional_floats":  # per unit: a number, or null where it is not known
+        check(isinstance(value, list), f"{where} is not a list")
+        return tuple(None if v is None else floats([v], where)[0] for v in value)
     if form == "share":
         check(is_share(value), f"{where} is not a share in [0, 1]")
         return float(value)
@@ -259,9 +265,18 @@ class Histogram:
     bins: tuple[float, float, int] | None = None
 
 
-#: Per call, for states without a ``read``: (totals, call, x, output, unit axis).
+#: Per call, for states without a ``read``: (totals, call, x, output, unit axis, pre), where
+#: ``pre`` is the activation's input while still intact (None: an in-place call overwrote it).
 Update = Callable[
-    [Mapping[str, torch.Tensor], CallFacts, torch.Tensor, torch.Tensor | None, int], None
+    [
+        Mapping[str, torch.Tensor],
+        CallFacts,
+        torch.Tensor,
+        torch.Tensor | None,
+        int,
+        torch.Tensor | None,
+    ],
+    None,
 ]
 #: When the count windows settle: (totals, windows, positions in the window).
 Settle = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor], int], None]

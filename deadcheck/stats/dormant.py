@@ -40,6 +40,7 @@ def _update(
     x: torch.Tensor,
     output: torch.Tensor | None,
     axis: int,
+    pre: torch.Tensor | None,
 ) -> None:
     h = (x if output is None else output).detach()
     if not (call.kind in _NON_NEGATIVE and output is not None):
