@@ -57,6 +57,7 @@ class Code(_Text):
     DEAD_UNITS = "dead-units"
     LINEAR_UNITS = "linear-units"
     DORMANT_UNITS = "dormant-units"
+    STARVED_UNITS = "starved-units"
     SATURATED_UNITS = "saturated-units"
     NEAR_LINEAR_SLOPE = "near-linear-slope"
     TINY_SLOPE = "tiny-slope"

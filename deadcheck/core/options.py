@@ -39,6 +39,9 @@ class RecordingOptions:
       every site under ``activations="all"``.
     * ``margins``: also keep each unit's largest input (how far a dead unit
       is from firing); one more read of each activation, so off by default.
+    * ``gradients``: also sum, in backward, the |gradient| that reaches each
+      unit's input through its activation (starved units); counts only passes
+      that run backward.
     * ``training_only``: count only forward passes made in training mode, so
       a training loop's evaluation passes are left out.
     * ``scoped``: keep the function mode off in modules read as making no
@@ -51,6 +54,7 @@ class RecordingOptions:
     batch_axis: int | None = None
     dormant_sums: bool = False
     margins: bool = False
+    gradients: bool = False
     training_only: bool = False
     scoped: bool = True
 
@@ -67,7 +71,7 @@ class RecordingOptions:
             isinstance(self.batch_axis, bool) or not isinstance(self.batch_axis, int)
         ):
             raise ValueError(f"batch_axis must be an integer, got {self.batch_axis!r}")
-        for name in ("dormant_sums", "margins", "training_only", "scoped"):
+        for name in ("dormant_sums", "margins", "gradients", "training_only", "scoped"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -90,6 +94,7 @@ class RecordingKwargs(TypedDict, total=False):
     batch_axis: int | None
     dormant_sums: bool
     margins: bool
+    gradients: bool
     training_only: bool
     scoped: bool
 

@@ -27,12 +27,18 @@ class Thresholds:
       benchmarks, and recycling at 0.1 repairs loss of plasticity in
       ``examples/continual_digits.py``. Used only where dormant statistics
       were recorded.
+    * ``starved=0.1``: the same share for the gradient a unit's input
+      receives (recorded with ``gradients=True``): a unit getting a tenth of
+      its site's mean gradient learns an order of magnitude slower than its
+      neighbours. It mirrors the dormant default; no better-founded value is
+      known to us.
     """
 
     dying: float = 0.5
     near_linear: float = 0.3
     tiny_slope: float = 0.005
     dormant: float = 0.1
+    starved: float = 0.1
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -46,6 +52,8 @@ class Thresholds:
             )
         if not 0.0 <= self.dormant < 1.0:
             raise InputError(f"dormant must be in [0, 1), got {self.dormant}", option="dormant")
+        if not 0.0 <= self.starved < 1.0:
+            raise InputError(f"starved must be in [0, 1), got {self.starved}", option="starved")
         if self.tiny_slope < 0:
             raise InputError(f"tiny_slope must be >= 0, got {self.tiny_slope}", option="tiny_slope")
 

@@ -98,6 +98,9 @@ class Options(Protocol):
     @property
     def margins(self) -> bool: ...
 
+    @property
+    def gradients(self) -> bool: ...
+
 
 class CallFacts(Protocol):
     """What a statistic may ask of one activation call."""
