@@ -201,3 +201,21 @@ def test_the_callbacks_monitor_and_recycler_share_one_recorder() -> None:
     finally:
         watch.close()
     assert hooks(model) == 0
+
+
+def test_the_callbacks_record_gradients_when_asked() -> None:
+    from deadcheck.integrations._core import Options, Watch
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].bias[2] = -100.0  # never fires: its gradient is cut
+    watch = Watch(model, Options(every=2, gradients=True), writer=None, log_dir=None)
+    try:
+        for _ in range(2):
+            model(torch.randn(5, 3)).sum().backward()
+            watch.step()
+        site = watch.monitor.history[-1].report.site("1")
+        assert site.figures["mean_abs_grad"][2] == 0.0
+        assert 2 in site.figures["starved_units"]
+    finally:
+        watch.close()

@@ -30,6 +30,8 @@ class Options:
     recycle_every: int | None = None
     activations: str = "relu"
     thresholds: dict[str, float] = field(default_factory=dict)
+    #: Sum the gradient reaching each unit's input in backward (starved units).
+    gradients: bool = False
 
     def __post_init__(self) -> None:
         if self.fail_on is not None and self.fail_on not in SEVERITIES:
@@ -57,6 +59,7 @@ class Watch:
         recording = RecordingOptions(
             activations=options.activations,  # type: ignore[arg-type]
             dormant_sums=options.dormant is not None or options.recycle is not None,
+            gradients=options.gradients,
             training_only=True,
         )
         self.monitor = Monitor(

@@ -43,10 +43,18 @@ class DeadcheckCallback(TrainerCallback):  # type: ignore[misc]
         *,
         recycle_every: int | None = None,
         activations: str = "relu",
+        gradients: bool = False,
         **thresholds: float,
     ) -> None:
         self.options = Options(
-            every, fail_on, dormant, recycle, recycle_every, activations, dict(thresholds)
+            every,
+            fail_on,
+            dormant,
+            recycle,
+            recycle_every,
+            activations,
+            dict(thresholds),
+            gradients=gradients,
         )
         self.watch: Watch | None = None
         self.stopped_by: str | None = None
