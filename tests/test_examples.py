@@ -21,6 +21,7 @@ EXPECTED_OUTPUT = {
     "training_monitor.py": ["rising: head.2", "tensorboard --logdir"],
     "torchvision_resnet.py": ["49 sites", "swapped to PReLU: 5 sites", "PReLU, 512 slopes"],
     "continual_digits.py": ["24 tasks", "recycling", "dorm last"],
+    "linear_digits.py": ["linear-units", "training predictions unchanged: True"],
 }
 
 
@@ -187,3 +188,16 @@ def test_an_example_without_scikit_learn_names_the_extra(tmp_path) -> None:
     done = _run("digits_swap.py", (), env)
     assert done.returncode == 1
     assert done.stderr.strip() == 'this example needs scikit-learn: pip install -e ".[examples]"'
+
+
+def test_units_linear_on_the_data_are_replaced_by_their_linear_map() -> None:
+    """The claim of linear_digits.py, with margins that hold on any CPU."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import linear_digits
+    finally:
+        sys.path.pop(0)
+    result = linear_digits.run()
+    assert result["linear"] >= 0.05  # some units never crossed their kink
+    assert result["same"] == 1.0  # on the data they were judged on, nothing changes
+    assert abs(result["after"] - result["before"]) <= 0.01
