@@ -186,6 +186,12 @@ def _input_options(func: F) -> F:
             help="Record dormant statistics; a unit is dormant at score <= TAU (ReDo: 0.1).",
         ),
         click.option(
+            "--gradients",
+            is_flag=True,
+            help="Also record the gradient reaching each unit (needs loss(output, batch) "
+            "in the target file).",
+        ),
+        click.option(
             "--margins",
             is_flag=True,
             help="Also keep each unit's largest input: how far a dead unit is from firing.",
@@ -231,6 +237,7 @@ def _scan_kwargs(
     activations: str,
     dormant: float | None,
     margins: bool,
+    gradients: bool,
     dying: float,
     near_linear: float,
     tiny_slope: float,
@@ -257,6 +264,7 @@ def _scan_kwargs(
         "activations": activations,
         "dormant_sums": dormant is not None,
         "margins": margins,
+        "gradients": gradients,
     }
 
 

@@ -8,6 +8,7 @@ reaches it through the activation.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -122,3 +123,33 @@ def test_five_layers_of_negative_inputs(act: nn.Module, expected: float) -> None
         model(-torch.rand(16, 1)).sum().backward()
     first = rec.report().site("1")
     assert first.figures["mean_abs_grad"][0] == pytest.approx(expected, rel=1e-4, abs=0.0)
+
+
+def test_scan_with_a_loss_runs_backward_and_leaves_the_grads_as_they_were() -> None:
+    first, act, head, xs = _case(nn.ReLU, conv=False)
+    model = nn.Sequential(first, act, head)
+    expected = _reference(first, act, head, xs)
+    model.zero_grad()
+    head.weight.grad = torch.full_like(head.weight, 7.0)  # the user's own, kept
+    report = deadcheck.scan(model, xs, gradients=True, loss=lambda out, batch: out.pow(2).sum())
+    assert report.site("1").figures["mean_abs_grad"] == pytest.approx(expected, rel=1e-5)
+    assert first.weight.grad is None and torch.equal(head.weight.grad, torch.full((2, 4), 7.0))
+    with pytest.raises(deadcheck.InputError, match=r"^gradients: .*loss"):
+        deadcheck.scan(model, xs, gradients=True)
+
+
+def test_the_command_line_takes_the_targets_loss() -> None:
+    from click.testing import CliRunner
+
+    from deadcheck.cli import main
+
+    done = CliRunner().invoke(
+        main, ["scan", "tests/targets/with_loss.py", "--gradients", "--format", "json"]
+    )
+    assert done.exit_code == 0, done.output
+    site = json.loads(done.stdout)["sites"][0]
+    assert site["mean_abs_grad"][1] == 0.0 and 1 in site["starved_units"]
+    refused = CliRunner().invoke(main, ["scan", "tests/targets/planted.py", "--gradients"])
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().startswith("deadcheck: error: --gradients: ")
+    assert len(refused.stderr.strip().splitlines()) == 1

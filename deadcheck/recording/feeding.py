@@ -9,6 +9,7 @@ deadcheck's own.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -88,6 +89,19 @@ def preserved(model: nn.Module, train: bool) -> Iterator[None]:
                 buffer.copy_(saved)
 
 
+@contextmanager
+def _grads_kept(model: nn.Module) -> Iterator[None]:
+    """The parameters' ``.grad`` as they were before, whatever backward does inside."""
+    saved = [(p, p.grad) for p in model.parameters()]
+    for p, _ in saved:
+        p.grad = None
+    try:
+        yield
+    finally:
+        for p, grad in saved:
+            p.grad = grad
+
+
 def _hint(model: nn.Module, batch: Any, error: BaseException) -> str | None:
     """A likely cause for a forward pass that rejected its batch, or None."""
     if isinstance(error, TypeError) and isinstance(batch, (tuple, list)) and len(batch) > 1:
@@ -135,6 +149,7 @@ def scan(
     progress: Callable[[int], None] | None = None,
     thresholds: Thresholds | None = None,
     dormant: bool | float = False,
+    loss: Callable[[Any, Any], torch.Tensor] | None = None,
     options: RecordingOptions | None = None,
     **kwargs: Unpack[RecordingKwargs],
 ) -> Report:
@@ -147,8 +162,18 @@ def scan(
     A tensor batch is passed as is, a tuple or list as positional arguments, a
     dict as keyword arguments; ``inputs`` itself being a tensor is one batch.
     Ctrl-C stops early and returns what was seen, marked ``partial``.
+
+    ``loss(output, batch)`` runs backward after each batch, for the gradient
+    statistics (``gradients=True``, which needs it); the parameters'
+    ``.grad`` are put back as they were, and no optimizer steps.
     """
     chosen = recording_options(options, kwargs)
+    if chosen.gradients and loss is None:
+        raise InputError(
+            "gradients: the gradient statistics need a backward pass: pass loss=(output, batch) "
+            "-> scalar (the command line: define loss(output, batch) in the target file)",
+            option="gradients",
+        )
     if dormant is not False:  # a threshold (0.0 too) records the sums
         chosen = replace(chosen, dormant_sums=True)
     where = torch.device(device) if device is not None else model_device(model)
@@ -158,7 +183,8 @@ def scan(
     iterator = iter([inputs] if isinstance(inputs, torch.Tensor) else inputs)
     with (
         preserved(model, train),
-        torch.no_grad(),
+        _grads_kept(model) if loss is not None else contextlib.nullcontext(),
+        torch.enable_grad() if loss is not None else torch.no_grad(),
         record(model, chosen, target=target) as recorder,
     ):
         while True:
@@ -172,7 +198,10 @@ def scan(
                 except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
                     raise ModelError("reading the next batch", error, stage=Stage.INPUTS) from error
                 try:
-                    call_model(model, to_device(batch, where))
+                    fed = to_device(batch, where)
+                    output = call_model(model, fed)
+                    if loss is not None:
+                        loss(output, fed).backward()
                 except (KeyboardInterrupt, DeadcheckError):
                     raise  # deadcheck's own refusal (a batch_axis out of range) keeps its status
                 except BaseException as error:  # sys.exit() too: exit 3, not the code it asked

@@ -58,6 +58,8 @@ class Target:
     batches: Callable[[], Iterable[Any]] | None = None
     example: Any = None
     default_shape: tuple[int, ...] | None = None
+    #: ``loss(output, batch)`` from the target file, for gradient statistics (None: none).
+    loss: Callable[[Any, Any], Any] | None = None
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -274,7 +276,10 @@ def _from_namespace(module: ModuleType, attr: str, label: str, name: str) -> Tar
             raise
         except BaseException as error:  # sys.exit() too: exit 3, not the code it asked
             raise ModelError(f"{label}: example_inputs()", error, stage=Stage.INPUTS) from error
-    return Target(name=name, model=model, batches=batches, example=example)
+    loss = getattr(module, "loss", None)
+    if loss is not None and not callable(loss):
+        raise InputError(f"{label}: loss must be a function loss(output, batch) -> scalar")
+    return Target(name=name, model=model, batches=batches, example=example, loss=loss)
 
 
 def _torchvision(name: str) -> Target:

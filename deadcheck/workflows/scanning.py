@@ -154,6 +154,7 @@ def scan_target(
         target=target.name,
         progress=count,
         thresholds=thresholds,
+        loss=target.loss if chosen.gradients else None,
         options=chosen,
     )
     return TargetScan(target, report, fed, total, shape)
