@@ -148,6 +148,8 @@ class PureTorch:
 OPT_IN: dict[str, Callable[[nn.Module], Any]] = {
     "deadcheck +dormant_sums": lambda model: deadcheck.Recorder(model, dormant_sums=True),
     "deadcheck +margins": lambda model: deadcheck.Recorder(model, margins=True),
+    # a backward hook per activation: costs only where backward runs (the training rows)
+    "deadcheck +gradients": lambda model: deadcheck.Recorder(model, gradients=True),
 }
 
 RECORDERS: dict[str, Callable[[nn.Module], Any]] = {
