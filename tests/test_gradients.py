@@ -153,3 +153,25 @@ def test_the_command_line_takes_the_targets_loss() -> None:
     assert refused.exit_code == 2
     assert refused.stderr.strip().startswith("deadcheck: error: --gradients: ")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+class ScaledAfter(nn.Module):
+    """Changes the activation's output in place after the call: its signs are gone by backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(3, 4)
+        self.act = nn.LeakyReLU(0.1)  # saves its input, so autograd allows the change
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.layer(x))
+        return y.mul_(2.0)
+
+
+def test_an_output_changed_in_place_makes_the_figures_null_not_wrong() -> None:
+    model = ScaledAfter()
+    with deadcheck.record(model, gradients=True) as rec:
+        model(torch.randn(4, 3)).sum().backward()  # the user's backward still runs
+    site = rec.report().site("act")
+    assert site.figures["mean_abs_grad"] is None and site.figures["starved_units"] is None
+    assert model.layer.weight.grad is not None

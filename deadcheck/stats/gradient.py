@@ -15,7 +15,10 @@ until then (autograd keeps most of them anyway). The slope at ``z`` is read
 from the output for ReLU, ReLU6 and LeakyReLU with a positive slope, and from
 the input for PReLU; other kinds (RReLU's random slopes, a non-positive fixed
 slope) are not recorded. Passes that gradient checkpointing recomputes are
-not counted in forward, so their gradients are not seen either.
+not counted in forward, so their gradients are not seen either. An output
+changed in place after the activation (its signs gone by backward) makes the
+site's gradient figures null rather than partial; the user's backward itself
+is never broken.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def _update(
     if not (torch.is_grad_enabled() and y.requires_grad):
         return
     grad_sum, grad_positions = totals["grad_abs_sum"], totals["grad_positions"]
+    skipped = totals["grad_skipped"]
     slope = _slope_of(call)
     name = call.kind
     cap = call.saturate_at
@@ -85,7 +89,14 @@ def _update(
 
     def hook(grad: torch.Tensor) -> None:
         if source._version != version:  # changed in place after the call: its signs are gone
+            skipped.add_(1)
             return
+        try:
+            _add(grad)
+        except Exception:  # never break the user's backward; the site's figures say so
+            skipped.add_(1)
+
+    def _add(grad: torch.Tensor) -> None:
         with torch.no_grad():
             z_positive = source > 0
             if name == "PReLU":
@@ -113,13 +124,19 @@ def _host(raw: Mapping[str, tuple[float, ...]], positions: int) -> dict[str, tup
     return {
         "grad_abs_sum": raw["grad_abs_sum"],
         "grad_positions": tuple(int(v) for v in raw["grad_positions"]),
+        "grad_skipped": tuple(int(v) for v in raw["grad_skipped"]),
     }
 
 
 def mean_abs_grad(site: Counted) -> tuple[float, ...] | None:
-    """Per unit, the mean |dL/dz| through the activation (None: not recorded, or no backward)."""
+    """Per unit, the mean |dL/dz| through the activation.
+
+    None when not recorded, when no backward ran, or when a backward could not
+    be read (the activation's output was changed in place before backward):
+    a partial mean would be wrong, so there is none.
+    """
     sums, counts = site.values.get("grad_abs_sum"), site.values.get("grad_positions")
-    if sums is None or counts is None or not any(counts):
+    if sums is None or counts is None or not any(counts) or any(site.values["grad_skipped"]):
         return None
     return tuple(s / n if n else 0.0 for s, n in zip(sums, counts, strict=True))
 
@@ -165,11 +182,15 @@ STAT = Stat(
     name="gradient",
     order=60,
     doc="per unit, the mean |dL/dz| through the activation (opt-in: gradients=True)",
-    states=(State("grad_abs_sum", dtype="float64"), State("grad_positions")),
+    states=(
+        State("grad_abs_sum", dtype="float64"),
+        State("grad_positions"),
+        State("grad_skipped"),
+    ),
     needs=_needs,
     update=_update,
     host=_host,
-    values=(Value("grad_abs_sum", "floats"), Value("grad_positions")),
+    values=(Value("grad_abs_sum", "floats"), Value("grad_positions"), Value("grad_skipped")),
     figures=(
         Figure("mean_abs_grad", "floats", optional=True),
         Figure("starved_units", "units", optional=True),
