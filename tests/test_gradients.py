@@ -172,6 +172,10 @@ def test_an_output_changed_in_place_makes_the_figures_null_not_wrong() -> None:
     model = ScaledAfter()
     with deadcheck.record(model, gradients=True) as rec:
         model(torch.randn(4, 3)).sum().backward()  # the user's backward still runs
-    site = rec.report().site("act")
+    report = rec.report()
+    site = report.site("act")
     assert site.figures["mean_abs_grad"] is None and site.figures["starved_units"] is None
     assert model.layer.weight.grad is not None
+    (said,) = [f for f in report.findings if f.code is Code.GRADIENT_UNREAD]
+    assert said.site == "act" and said.message.startswith("1 backward pass(es) could not be read")
+    assert deadcheck.Report.from_dict(report.to_dict()) == report

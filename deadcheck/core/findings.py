@@ -58,6 +58,7 @@ class Code(_Text):
     LINEAR_UNITS = "linear-units"
     DORMANT_UNITS = "dormant-units"
     STARVED_UNITS = "starved-units"
+    GRADIENT_UNREAD = "gradient-unread"
     SATURATED_UNITS = "saturated-units"
     NEAR_LINEAR_SLOPE = "near-linear-slope"
     TINY_SLOPE = "tiny-slope"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SiteId", "UncountedSite", "site_base", "site_name"]
+from deadcheck.core.kinds import kind
+
+__all__ = ["SiteFacts", "SiteId", "UncountedSite", "site_base", "site_name"]
 
 
 def site_base(module: str, function: str | None) -> str:
@@ -72,3 +74,39 @@ class UncountedSite:
 
     def to_dict(self) -> dict[str, Any]:
         return {"site": self.site.name, "why": self.why}
+
+
+class SiteFacts:
+    """What a site is, read from its ``id``, ``kind`` and ``axis_source``: one set of properties
+    for ``SiteStats`` and ``SiteReport`` alike."""
+
+    id: SiteId
+    kind: str
+    axis_source: str | None
+
+    @property
+    def name(self) -> str:
+        return self.id.name
+
+    @property
+    def module(self) -> str:
+        return self.id.module
+
+    @property
+    def function(self) -> str | None:
+        return self.id.function
+
+    @property
+    def caller(self) -> str | None:
+        """Path of the module whose forward code made the call (None: called from outside)."""
+        return self.id.caller
+
+    @property
+    def axis_assumed(self) -> bool:
+        """Whether the unit axis was assumed from the rank (no producer's output matched)."""
+        return (self.axis_source or "").startswith("assumed")
+
+    @property
+    def family(self) -> bool:
+        """A ReLU-family site, for which "dead" and the zero fraction mean something."""
+        return kind(self.kind).family

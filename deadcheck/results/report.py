@@ -15,8 +15,8 @@ from typing import Any
 
 from deadcheck.core.checks import check, count, text_or_none
 from deadcheck.core.findings import Code, Finding, Severity, at_or_above, worst
-from deadcheck.core.kinds import KINDS, kind
-from deadcheck.core.sites import SiteId
+from deadcheck.core.kinds import KINDS
+from deadcheck.core.sites import SiteFacts, SiteId
 from deadcheck.core.thresholds import Thresholds
 from deadcheck.stats import STATS
 from deadcheck.stats.dormant import dormant_fraction
@@ -34,7 +34,7 @@ _COUNTS = ("index", "occurrences", "units", "unit_axis", "calls", "positions")
 
 
 @dataclass(frozen=True)
-class SiteReport:
+class SiteReport(SiteFacts):
     """One site as a report shows it: what the site is, and its figures by statistic.
 
     ``figures`` holds every figure the statistics give (``zero_fraction``,
@@ -53,32 +53,6 @@ class SiteReport:
     shape: tuple[int, ...] = ()
     #: What decided the unit axis, in words (see :attr:`SiteStats.axis_source`).
     axis_source: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.id.name
-
-    @property
-    def module(self) -> str:
-        return self.id.module
-
-    @property
-    def function(self) -> str | None:
-        return self.id.function
-
-    @property
-    def caller(self) -> str | None:
-        return self.id.caller
-
-    @property
-    def axis_assumed(self) -> bool:
-        """Whether the unit axis was assumed from the rank (no producer's output matched)."""
-        return (self.axis_source or "").startswith("assumed")
-
-    @property
-    def family(self) -> bool:
-        """A ReLU-family site ("dead" and the zero fraction apply)."""
-        return kind(self.kind).family
 
     @property
     def zero_fraction(self) -> tuple[float, ...]:

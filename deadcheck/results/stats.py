@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deadcheck.core.kinds import kind
-from deadcheck.core.sites import SiteId, UncountedSite
+from deadcheck.core.sites import SiteFacts, SiteId, UncountedSite
 from deadcheck.stats import STATS
 from deadcheck.stats.dormant import mean_abs, scores
 from deadcheck.stats.zeros import dead_units, zero_fraction
@@ -23,7 +22,7 @@ Slope = float | tuple[float, ...] | None
 
 
 @dataclass(frozen=True)
-class SiteStats:
+class SiteStats(SiteFacts):
     """Counts for one activation site over everything recorded.
 
     ``values`` holds each statistic's per-unit values by the key it declares
@@ -49,33 +48,6 @@ class SiteStats:
     #: What decided the unit axis, in words: "the output of layer1.0.conv1 (Conv2d)",
     #: or how it was assumed when no module's output had the activation's shape.
     axis_source: str | None = None
-
-    @property
-    def axis_assumed(self) -> bool:
-        """Whether the unit axis was assumed from the rank (no producer matched)."""
-        return (self.axis_source or "").startswith("assumed")
-
-    @property
-    def name(self) -> str:
-        return self.id.name
-
-    @property
-    def module(self) -> str:
-        return self.id.module
-
-    @property
-    def function(self) -> str | None:
-        return self.id.function
-
-    @property
-    def caller(self) -> str | None:
-        """Path of the module whose forward code made the call (None: called from outside)."""
-        return self.id.caller
-
-    @property
-    def family(self) -> bool:
-        """A ReLU-family site, for which "dead" and the zero fraction mean something."""
-        return kind(self.kind).family
 
     @property
     def zeros(self) -> tuple[int, ...]:

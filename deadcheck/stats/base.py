@@ -29,8 +29,9 @@ from typing import Any, Literal, Protocol
 import torch
 
 from deadcheck.core.checks import check, counts, floats, is_number, is_share
-from deadcheck.core.findings import Finding
+from deadcheck.core.findings import Code, Finding, Severity
 from deadcheck.core.thresholds import Thresholds
+from deadcheck.core.words import percent, units_text
 
 __all__ = [
     "Column",
@@ -45,6 +46,8 @@ __all__ = [
     "Stat",
     "State",
     "Value",
+    "share_finding",
+    "unit_share",
 ]
 
 
@@ -289,6 +292,33 @@ Host = Callable[[Mapping[str, tuple[float, ...]], int], dict[str, tuple[Any, ...
 
 def _no_host(raw: Mapping[str, tuple[float, ...]], positions: int) -> dict[str, tuple[Any, ...]]:
     return {}
+
+
+def unit_share(site: Judged, key: str) -> float | None:
+    """The share of the site's units listed under figure ``key`` (None: not recorded)."""
+    units = site.figures[key]
+    if units is None:
+        return None
+    return len(units) / site.units if site.units else 0.0
+
+
+def share_finding(
+    code: Code, site: Judged, units: tuple[int, ...], t: Thresholds, says: str
+) -> list[Finding]:
+    """ "k of n units (p%) ``says`` (units ...)": info, a warning once the share reaches dying."""
+    if not units:
+        return []
+    share = len(units) / site.units
+    return [
+        Finding(
+            code,
+            Severity.WARNING if share >= t.dying else Severity.INFO,
+            site.name,
+            f"{len(units)} of {site.units} units ({percent(share)}) {says} "
+            f"(units {units_text(units)})",
+            units,
+        )
+    ]
 
 
 def _no_findings(site: Judged, thresholds: Thresholds) -> list[Finding]:

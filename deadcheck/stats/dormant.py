@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from deadcheck.core.findings import Code, Finding, Severity
+from deadcheck.core.findings import Code, Finding
 from deadcheck.core.thresholds import Thresholds
-from deadcheck.core.words import percent, units_text
+from deadcheck.core.words import percent
 from deadcheck.stats.base import (
     CallFacts,
     Column,
@@ -28,6 +28,8 @@ from deadcheck.stats.base import (
     Stat,
     State,
     Value,
+    share_finding,
+    unit_share,
 )
 
 #: Kinds whose output is never negative: summing it is summing |output|.
@@ -82,10 +84,7 @@ def _judge(site: Counted, t: Thresholds) -> dict[str, Any]:
 
 def dormant_fraction(site: Judged) -> float | None:
     """The share of units that are dormant (None without dormant sums)."""
-    dormant = site.figures["dormant_units"]
-    if dormant is None:
-        return None
-    return len(dormant) / site.units if site.units else 0.0
+    return unit_share(site, "dormant_units")
 
 
 def _findings(site: Judged, t: Thresholds) -> list[Finding]:
@@ -93,20 +92,15 @@ def _findings(site: Judged, t: Thresholds) -> list[Finding]:
     dead = set(site.figures.get("dead_units", ()))
     if not set(dormant) - dead:  # a dead ReLU unit is dormant too: say only what is new
         return []
-    share = len(dormant) / site.units
     both = len(dead & set(dormant))
-    return [
-        Finding(
-            Code.DORMANT_UNITS,
-            Severity.WARNING if share >= t.dying else Severity.INFO,
-            site.name,
-            f"{len(dormant)} of {site.units} units ({percent(share)}) are dormant: mean "
-            f"|output| at most {t.dormant:g} of the site's average"
-            + (f", {both} of them dead" if both else "")
-            + f" (units {units_text(dormant)})",
-            dormant,
-        )
-    ]
+    return share_finding(
+        Code.DORMANT_UNITS,
+        site,
+        dormant,
+        t,
+        f"are dormant: mean |output| at most {t.dormant:g} of the site's average"
+        + (f", {both} of them dead" if both else ""),
+    )
 
 
 def _any_recorded(sites: Sequence[Judged]) -> bool:

@@ -31,7 +31,6 @@ import torch
 from deadcheck.core.findings import Code, Finding, Severity
 from deadcheck.core.kinds import kind
 from deadcheck.core.thresholds import Thresholds
-from deadcheck.core.words import percent, units_text
 from deadcheck.stats.base import (
     CallFacts,
     Counted,
@@ -42,6 +41,8 @@ from deadcheck.stats.base import (
     Stat,
     State,
     Value,
+    share_finding,
+    unit_share,
 )
 
 
@@ -142,40 +143,44 @@ def mean_abs_grad(site: Counted) -> tuple[float, ...] | None:
 
 
 def _judge(site: Counted, t: Thresholds) -> dict[str, Any]:
+    skipped = site.values.get("grad_skipped")
+    unread = None if skipped is None else max(skipped, default=0)
     means = mean_abs_grad(site)
     if means is None:
-        return {"mean_abs_grad": None, "starved_units": None}
+        return {"mean_abs_grad": None, "starved_units": None, "gradient_unread": unread}
     layer = sum(means) / len(means) if means else 0.0
     starved = tuple(
         u for u, m in enumerate(means) if (m / layer if layer > 0 else 0.0) <= t.starved
     )
-    return {"mean_abs_grad": means, "starved_units": starved}
+    return {"mean_abs_grad": means, "starved_units": starved, "gradient_unread": unread}
 
 
 def starved_fraction(site: Judged) -> float | None:
     """The share of units the gradient starves (None without gradient statistics)."""
-    starved = site.figures["starved_units"]
-    if starved is None:
-        return None
-    return len(starved) / site.units if site.units else 0.0
+    return unit_share(site, "starved_units")
 
 
 def _findings(site: Judged, t: Thresholds) -> list[Finding]:
-    starved: tuple[int, ...] = site.figures["starved_units"] or ()
-    if not starved:
-        return []
-    share = len(starved) / site.units
-    return [
-        Finding(
-            Code.STARVED_UNITS,
-            Severity.WARNING if share >= t.dying else Severity.INFO,
-            site.name,
-            f"{len(starved)} of {site.units} units ({percent(share)}) are starved: the mean "
-            f"|gradient| reaching their input is at most {t.starved:g} of the site's average "
-            f"(units {units_text(starved)})",
-            starved,
-        )
-    ]
+    unread = site.figures["gradient_unread"]
+    if unread:  # never silent: say why the site has no gradient figures
+        return [
+            Finding(
+                Code.GRADIENT_UNREAD,
+                Severity.INFO,
+                site.name,
+                f"{int(unread)} backward pass(es) could not be read (the activation's output was "
+                "changed in place before backward, or its slopes did not fit its units): "
+                "no gradient figures for this site",
+            )
+        ]
+    return share_finding(
+        Code.STARVED_UNITS,
+        site,
+        site.figures["starved_units"] or (),
+        t,
+        f"are starved: the mean |gradient| reaching their input is at most {t.starved:g} of "
+        "the site's average",
+    )
 
 
 STAT = Stat(
@@ -194,6 +199,7 @@ STAT = Stat(
     figures=(
         Figure("mean_abs_grad", "floats", optional=True),
         Figure("starved_units", "units", optional=True),
+        Figure("gradient_unread", "number", optional=True),
     ),
     judge=_judge,
     findings=_findings,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from deadcheck.core.findings import Code, Finding, Severity
+from deadcheck.core.findings import Code, Finding
 from deadcheck.core.kinds import kind
 from deadcheck.core.thresholds import Thresholds
-from deadcheck.core.words import percent, units_text
-from deadcheck.stats.base import Column, Counted, Figure, Judged, Scalar, Stat
+from deadcheck.core.words import percent
+from deadcheck.stats.base import Column, Counted, Figure, Judged, Scalar, Stat, share_finding
 
 
 def _judge(site: Counted, t: Thresholds) -> dict[str, Any]:
@@ -40,20 +40,13 @@ def linear_fraction(site: Judged) -> float | None:
 
 
 def _findings(site: Judged, t: Thresholds) -> list[Finding]:
-    linear: tuple[int, ...] = site.figures["linear_units"]
-    if not linear:
-        return []
-    share = len(linear) / site.units
-    return [
-        Finding(
-            Code.LINEAR_UNITS,
-            Severity.WARNING if share >= t.dying else Severity.INFO,
-            site.name,
-            f"{len(linear)} of {site.units} units ({percent(share)}) never crossed their kink on "
-            f"this data: the site acts as a linear map for them (units {units_text(linear)})",
-            linear,
-        )
-    ]
+    return share_finding(
+        Code.LINEAR_UNITS,
+        site,
+        site.figures["linear_units"],
+        t,
+        "never crossed their kink on this data: the site acts as a linear map for them",
+    )
 
 
 def _cell(site: Judged) -> str:
