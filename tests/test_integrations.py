@@ -48,11 +48,20 @@ def _loader(n: int = 64) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
 
 
+class _ProcessGroupCleanup(pl.Callback):
+    """Ranks leave together and close their process group, so gloo never aborts at exit."""
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+
 def _trainer(root: Path, callback, **kwargs) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         default_root_dir=root,
-        callbacks=[callback],
+        callbacks=[callback, _ProcessGroupCleanup()],
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
