@@ -176,7 +176,7 @@ def test_all_and_flagged_mean_what_they_mean_on_the_command_line() -> None:
     assert isinstance(swapped[3], nn.PReLU) and isinstance(swapped[1], nn.ReLU)
 
 
-def test_a_site_that_cannot_be_swapped_keeps_a_clear_error() -> None:
+def test_a_call_in_code_that_does_not_trace_is_swapped_at_run_time_on_every_branch() -> None:
     class Untraceable(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if x.sum() > 0:  # data-dependent control flow: fx cannot trace it
@@ -184,15 +184,14 @@ def test_a_site_that_cannot_be_swapped_keeps_a_clear_error() -> None:
             return F.relu(-x)
 
     model = Untraceable()
-    x = torch.ones(2, 3)
-    with pytest.raises(deadcheck.SwapError, match=r"cannot swap :relu: the model's own forward"):
-        deadcheck.swap(model, "leaky_relu", sites=[":relu"], example_inputs=x)
-    # Chosen by rule ("all"), it is left out with a warning that names it, never silently.
-    with pytest.warns(UserWarning, match=r":relu left as ReLU: the model's own forward"):
-        swapped = deadcheck.swap(model, "leaky_relu", example_inputs=x)
-    plan = deadcheck.plan_swap(model, "leaky_relu", "all", example_inputs=x)
-    assert plan.sites == () and len(plan.notes) == 1
-    assert torch.equal(swapped(x), model(x))
+    x = torch.randn(4, 3)
+    plan = deadcheck.plan_swap(model, "leaky_relu", "all", negative_slope=0.5, example_inputs=x)
+    assert [(s.site, s.how, s.new_site) for s in plan.sites] == [(":relu", "call", "relu")]
+    swapped = deadcheck.swap(model, plan=plan)
+    for batch in (torch.ones(2, 3) * -2, torch.ones(2, 3) * 2, -torch.ones(2, 3) * 2):
+        taken = batch if batch.sum() > 0 else -batch
+        assert torch.equal(swapped(batch), F.leaky_relu(taken, 0.5))
+    assert torch.equal(model(-torch.ones(2, 3)), torch.ones(2, 3))  # the original is untouched
 
 
 def test_a_plan_with_the_unreleased_inplace_key_is_refused_and_one_without_how_replays(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import warnings
 from collections.abc import Callable
@@ -185,25 +186,8 @@ def test_inplace_flag_dtype_and_inplace_swap() -> None:
     assert model[1].weight.dtype == torch.float64 and model[1].weight.numel() == 3
 
 
-class Untraceable(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(1, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc(x)
-        if h.sum() > -1e9:  # data-dependent control flow: fx cannot trace it
-            h = F.relu(h)
-        return h
-
-
-def test_untraceable_site_fails_naming_the_site() -> None:
-    with pytest.raises(deadcheck.SwapError, match=r":relu: the model's own forward does not trace"):
-        deadcheck.swap(Untraceable(), "prelu", sites=[":relu"], example_inputs=X5)
-
-
 class HalfSwappable(nn.Module):
-    """One module site that swaps, one functional call in untraceable code that cannot."""
+    """A module site and a functional call in code with a data-dependent branch."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -212,16 +196,21 @@ class HalfSwappable(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.fc(x))
-        if h.sum() > -1e9:
+        if h.sum() > -1e9:  # data-dependent control flow: fx cannot trace it
             h = F.relu(h)
         return h
 
 
 def test_a_failing_inplace_swap_leaves_the_model_as_it_was() -> None:
     model = HalfSwappable()
-    with pytest.raises(deadcheck.SwapError):
-        deadcheck.swap(model, "prelu", sites=["act", ":relu"], example_inputs=X5, inplace=True)
-    assert isinstance(model.act, nn.ReLU)
+    plan = deadcheck.plan_swap(model, "prelu", sites=["act", ":relu"], example_inputs=X5)
+    # The second site's caller already holds the name its new module would take.
+    broken = dataclasses.replace(
+        plan, sites=(plan.sites[0], dataclasses.replace(plan.sites[1], new_site="fc"))
+    )
+    with pytest.raises(deadcheck.SwapError, match="already has an attribute 'fc'"):
+        deadcheck.swap(model, plan=broken, inplace=True)
+    assert isinstance(model.act, nn.ReLU) and "forward" not in vars(model)
 
 
 def test_bad_requests_fail_clearly() -> None:

@@ -21,7 +21,14 @@ Each site is swapped one of three ways (``PlannedSite.how``):
   own code is traced) and each call site gets its own module;
 * ``attribute``: a function held in an attribute (``nn.TransformerEncoderLayer``
   keeps ``F.relu`` as ``self.activation``, and its forward does not trace) is
-  swapped by putting a module in that attribute.
+  swapped by putting a module in that attribute;
+* ``call``: a functional call in code that does not trace (RAFT's root
+  ``F.relu``, data-dependent branches) is swapped at run time: the caller's
+  forward is wrapped so that its chosen own calls run a new child module
+  instead (:mod:`deadcheck.repair.calls`);
+* ``slots``: a module called at several sites that need modules of their own,
+  in a caller whose code does not trace, becomes a
+  :class:`~deadcheck.repair.calls.PerCall` holding one module per call.
 
 PReLU slopes act on the site's own unit axis (:class:`~deadcheck.recording.layers.AxisPReLU`),
 so a transformer FFN gets one slope per feature, not per token. Where no way
@@ -50,6 +57,7 @@ from deadcheck.core.kinds import KINDS, kind
 from deadcheck.recording.activations import CALLS, module_kind
 from deadcheck.recording.feeding import scan
 from deadcheck.recording.layers import AxisPReLU
+from deadcheck.repair.calls import PerCall, install_swapped_calls
 from deadcheck.repair.folder import write_repair
 from deadcheck.repair.graph import (
     OwnCodeTracer,
@@ -103,7 +111,7 @@ class PlannedSite:
     activation_inplace: bool = False
     #: The site's name after the swap (a rewritten call site gets a module of its own).
     new_site: str = ""
-    #: How the site is swapped: "replace", "rewrite" or "attribute" (see the module doc).
+    #: How the site is swapped: "replace", "rewrite", "attribute" or "call" (the module doc).
     how: str = ""
     #: The axis PReLU slopes act on: 1 for channels (N, C, ...), -1 for features (..., F).
     unit_axis: int = 1
@@ -192,6 +200,7 @@ _MODULE_ATTRIBUTES = frozenset(dir(nn.Module())) | {"__class__", "__dict__"}
 _MAX_UNITS = 1 << 31
 #: The largest slope magnitude a plan or option may give (float32 holds it exactly enough).
 _MAX_SLOPE = 1e4
+_HOWS = ("", "replace", "rewrite", "attribute", "call", "slots")
 
 
 def _path_ok(path: str) -> bool:
@@ -229,8 +238,14 @@ def _checked_site(site: Any, i: int, to: str) -> PlannedSite:
     becomes = {"leaky_relu": "LeakyReLU", "prelu": "PReLU"}[to]
     if site["becomes"] != becomes:
         raise SwapError(f"{where}: becomes {site['becomes'][:40]!r}, but the plan swaps to {to}")
-    if site.get("how", "") not in ("", "replace", "rewrite", "attribute"):
-        raise SwapError(f"{where}: how {site['how'][:40]!r} is not replace, rewrite or attribute")
+    if site.get("how", "") not in _HOWS:
+        raise SwapError(
+            f"{where}: how {site['how'][:40]!r} is not replace, rewrite, attribute or call"
+        )
+    if site.get("how") == "call" and site.get("function") is None:
+        raise SwapError(f"{where}: how 'call' swaps a function call, and function is null")
+    if site.get("how") == "slots" and site.get("function") is not None:
+        raise SwapError(f"{where}: how 'slots' swaps a module's calls, and function is set")
     if not 0 <= site["index"] < site["occurrences"] <= _MAX_UNITS:
         raise SwapError(f"{where}: index {site['index']} of {site['occurrences']} occurrences")
     if not 1 <= site["units"] <= _MAX_UNITS:
@@ -370,13 +385,18 @@ def _choose_how(model: nn.Module, planned: list[PlannedSite], traced: _Traced) -
                 how = "replace"
             elif every_call and _shareable(group) and site.caller is not None:
                 how = "rewrite" if _traces_cached(model, site, traced) else "replace"
-        elif site.caller is not None and every_call and _shareable(group):
-            if key not in held:
-                caller = model.get_submodule(site.caller) if site.caller else model
-                held[key] = _held_function(
-                    caller, site.function
-                ) is not None and not _traces_cached(model, site, traced)
-            how = "attribute" if held[key] else how
+            elif site.caller is None or not _traces_cached(model, site, traced):
+                how = "slots"  # one module per call, picked by call order at run time
+        elif site.caller is not None:
+            if every_call and _shareable(group):
+                if key not in held:
+                    caller = model.get_submodule(site.caller) if site.caller else model
+                    held[key] = _held_function(
+                        caller, site.function
+                    ) is not None and not _traces_cached(model, site, traced)
+                how = "attribute" if held[key] else how
+            if how == "rewrite" and not _traces_cached(model, site, traced):
+                how = "call"  # swapped at run time: the caller's code does not trace
         out.append(replace(site, how=how))
     return out
 
@@ -438,25 +458,22 @@ def plan_swap(
     notes: list[str] = []
     if sites is None or isinstance(sites, Report) or sites in ("all", "flagged"):
         # Chosen by rule, not by name: leave out what cannot be swapped, and say so.
-        chosen, notes = _swappable(model, chosen, traced)
+        chosen, notes = _swappable(chosen)
     plan = SwapPlan(to=target, sites=tuple(chosen), notes=tuple(notes))
     return _with_new_names(plan, model)
 
 
-def _swappable(
-    model: nn.Module, planned: list[PlannedSite], traced: _Traced
-) -> tuple[list[PlannedSite], list[str]]:
-    """The sites whose caller's code traces as recorded, and a note for each left as it is."""
+def _swappable(planned: list[PlannedSite]) -> tuple[list[PlannedSite], list[str]]:
+    """The sites that can be swapped as planned, and a note with the reason for each left."""
     keep, notes = [], []
     for site in planned:
-        if site.how != "rewrite" or _traces_cached(model, site, traced):
-            keep.append(site)
-        else:
-            where = site.caller if site.caller else "the model's own forward"
+        if site.how == "rewrite" and site.caller is None:
             notes.append(
-                f"{site.site} left as {site.kind}: {where} does not trace with torch.fx, "
-                "or runs its call more often than its code shows"
+                f"{site.site} left as {site.kind}: it is called from outside any module "
+                "of the model (a hook or a wrapper function), so no module's code holds it"
             )
+        else:
+            keep.append(site)
     return keep, notes
 
 
@@ -535,10 +552,15 @@ def _replace_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> nn.
     """Put ``new`` wherever the model holds ``old`` (a module may sit under several names)."""
     if model is old:
         return new
-    for module in model.modules():
-        for name, child in list(module._modules.items()):
-            if child is old:
-                setattr(module, name, new)
+    # Where it is held, found before anything changes (``new`` may hold ``old`` itself).
+    holders = [
+        (module, name)
+        for module in model.modules()
+        for name, child in module._modules.items()
+        if child is old
+    ]
+    for module, name in holders:
+        setattr(module, name, new)
     return model
 
 
@@ -609,7 +631,65 @@ def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
     # Deepest callers first, so a rewrite never replaces a module another rewrite holds.
     for caller_path in sorted(rewrites, key=lambda p: -p.count(".") - (p != "")):
         model, _ = _rewrite_caller(model, caller_path, rewrites[caller_path], like)
+    slotted: dict[str, list[PlannedSite]] = {}
+    for site in plan.sites:
+        if _how(site) == "slots":
+            slotted.setdefault(site.module, []).append(site)
+    for path, group in slotted.items():
+        model = _install_slots(model, path, group, like)
+    calls: dict[str, list[PlannedSite]] = {}
+    for site in plan.sites:
+        if _how(site) == "call":
+            calls.setdefault(site.caller or "", []).append(site)
+    for caller_path, group in calls.items():
+        _install_calls(model, caller_path, group, like)
     return model
+
+
+def _install_slots(
+    model: nn.Module, path: str, group: list[PlannedSite], like: torch.Tensor | None
+) -> nn.Module:
+    """Put a :class:`PerCall` where the module is: call k runs its k-th slot."""
+    first = group[0]
+    try:
+        old = model.get_submodule(path) if path else model
+    except AttributeError:
+        raise SwapError(f"cannot swap {first.site}: the model has no module {path!r}") from None
+    if module_kind(old) != first.kind:
+        raise SwapError(
+            f"cannot swap {first.site}: {path or 'the model'} is {type(old).__name__}, "
+            f"not the {first.kind} the plan recorded"
+        )
+    slots: list[nn.Module] = [old] * first.occurrences
+    for site in group:
+        slots[site.index] = _new_module(site, like)
+    return _replace_everywhere(model, old, PerCall(slots))
+
+
+def _install_calls(
+    model: nn.Module, caller_path: str, group: list[PlannedSite], like: torch.Tensor | None
+) -> None:
+    """Give the caller a child module per chosen call, and a forward that runs them."""
+    try:
+        caller = model.get_submodule(caller_path) if caller_path else model
+    except AttributeError:
+        raise SwapError(
+            f"cannot swap {group[0].site}: the model has no module {caller_path!r}"
+        ) from None
+    swaps: dict[str, dict[int, str]] = {}
+    occurrences: dict[str, int] = {}
+    for site in group:
+        name = site.new_site.rpartition(".")[2]
+        function = site.function or ""
+        if name in caller._modules or hasattr(caller, name):
+            raise SwapError(
+                f"cannot swap {site.site}: {caller_path or 'the model'} already has an "
+                f"attribute {name!r}"
+            )
+        caller.add_module(name, _new_module(site, like))
+        swaps.setdefault(function, {})[site.index] = name
+        occurrences[function] = site.occurrences
+    install_swapped_calls(caller, swaps, occurrences)
 
 
 def _with_new_names(plan: SwapPlan, model: nn.Module) -> SwapPlan:
@@ -620,6 +700,10 @@ def _with_new_names(plan: SwapPlan, model: nn.Module) -> SwapPlan:
         how = _how(site)
         if how == "replace":
             sites.append(replace(site, new_site=site.module))
+            continue
+        if how == "slots":
+            prefix = f"{site.module}." if site.module else ""
+            sites.append(replace(site, new_site=f"{prefix}slots.{site.index}"))
             continue
         caller_path = site.caller or ""
         prefix = f"{caller_path}." if caller_path else ""
