@@ -570,13 +570,7 @@ def swap_command(
 
 @main.command("recycle")
 @_input_options
-@click.option(
-    "--tau",
-    type=float,
-    default=0.1,
-    show_default=True,
-    help="Recycle units whose dormant score is at most this (ReDo's 0.1).",
-)
+@click.option("--tau", type=float, hidden=True, help="The former name of --dormant.")
 @click.option(
     "--output",
     "-o",
@@ -586,18 +580,29 @@ def swap_command(
 )
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @_handle_errors
-def recycle_command(target: str, tau: float, output: str, force: bool, **options: Any) -> None:
+def recycle_command(
+    target: str, tau: float | None, output: str, force: bool, **options: Any
+) -> None:
     """Recycle the dormant units of TARGET (a checkpoint via --weights); write the new weights.
 
-    Producers' rows are re-initialised and consumers' columns zeroed, so the
-    architecture and every other weight stay as they were.
+    A unit is recycled when its dormant score is at most --dormant TAU
+    (ReDo's 0.1 unless given), at every activation (--activations all unless
+    given). Producers' rows are re-initialised and
+    consumers' columns zeroed, so the architecture and every other weight
+    stay as they were.
     """
     from deadcheck.core.files import check_folder_writable
     from deadcheck.repair.recycling import recycle, save_recycle
 
-    check_folder_writable(output, force=force)
+    if tau is not None and options.get("dormant") not in (None, tau):
+        raise InputError("give the threshold once: --dormant TAU (--tau is its former name)")
     if options.get("dormant") is None:
-        options["dormant"] = tau
+        options["dormant"] = Thresholds.dormant if tau is None else tau
+    tau = float(options["dormant"])
+    source = click.get_current_context().get_parameter_source("activations")
+    if source is click.core.ParameterSource.DEFAULT:
+        options["activations"] = "all"  # dormant units in any activation, not only ReLU's
+    check_folder_writable(output, force=force)
     done = _run_scan(target, **options)
     result = recycle(done.target.model, done.report, tau=tau)
     for site, why in result.skipped.items():

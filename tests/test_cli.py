@@ -432,8 +432,24 @@ def test_recycle_writes_weights_and_a_record_and_the_dead_units_fire_again(tmp_p
     # Fresh rows from the layers' own random initialisation: most recycled units fire again
     # (which ones is up to that draw); before, all four were dead.
     assert len(sites["act1"]["dead_units"]) + len(sites["act2"]["dead_units"]) <= 1
-    code, _, err = run("recycle", f"{T}/planted.py", "--output", str(out), "--tau", "2")
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    for bad in (["--dormant", "2"], ["--tau", "2"], ["--tau", "0.2", "--dormant", "0.3"]):
+        code, _, err = run("recycle", f"{T}/planted.py", "--output", str(out), *bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
+
+
+def test_recycle_finds_dormant_units_in_any_activation_unasked(tmp_path: Path) -> None:
+    out = tmp_path / "recycled"
+    code, stdout, err = run("recycle", f"{T}/gelu_dormant.py", "--output", str(out))
+    assert code == 0, err
+    record = json.loads((out / "recycled.json").read_text())
+    assert record["recycled"] == {"act": [2, 3]} and record["tau"] == 0.1
+    assert "deadcheck recycled 2 unit(s) at 1 site(s)" in stdout
+    # Asked for the ReLU family only, there is no site: one line, exit 2.
+    code, _, err = run(
+        "recycle", f"{T}/gelu_dormant.py", "--activations", "relu", "--output", str(out), "--force"
+    )
+    assert code == 2 and "no activation site was recorded" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 R = f"{T}/reports"

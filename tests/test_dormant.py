@@ -136,3 +136,57 @@ def test_markdown_and_the_table_show_the_same_columns_for_a_gelu_site() -> None:
     table = deadcheck.render(report, "table", all_sites=True)
     line = next(line for line in table.splitlines() if line.startswith("1 "))
     assert line.split() == ["1", "GELU", "8", "-", "-", "-", share, "-", "-"]
+
+
+def _scores_net() -> nn.Sequential:
+    """One ReLU layer whose unit scores are 2.0, 0.2 and 0.8 on an input of ones."""
+    model = nn.Sequential(nn.Linear(1, 3), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[4.0], [0.4], [1.6]]))
+        model[0].bias.zero_()
+    return model
+
+
+WAYS = {
+    "scan": lambda model, x, tau: deadcheck.scan(model, [x], dormant=tau),
+    "record-then-report": lambda model, x, tau: _recorded(model, x).report(dormant=tau),
+    "thresholds": lambda model, x, tau: deadcheck.scan(
+        model, [x], dormant_sums=True, thresholds=deadcheck.Thresholds(dormant=tau)
+    ),
+    "callback-options": lambda model, x, tau: _watched(model, x, tau),
+}
+
+
+def _recorded(model: nn.Module, x: torch.Tensor) -> deadcheck.Recorder:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
+        model(x)
+    return rec
+
+
+def _watched(model: nn.Module, x: torch.Tensor, tau: float) -> deadcheck.Report:
+    from deadcheck.integrations._core import Options, Watch
+
+    watch = Watch(model.train(), Options(every=1, dormant=tau), writer=None, log_dir=None)
+    try:
+        with torch.no_grad():
+            model(x)
+        watch.step()
+        report = watch.monitor.report()
+        assert report is not None
+        return report
+    finally:
+        watch.close()
+
+
+@pytest.mark.parametrize("way", sorted(WAYS))
+@pytest.mark.parametrize(("tau", "dormant"), [(0.1, ()), (0.5, (1,)), (0.9, (1, 2))])
+def test_dormant_is_the_threshold_tau_everywhere(way: str, tau: float, dormant: tuple) -> None:
+    report = WAYS[way](_scores_net(), torch.ones(4, 1), tau)
+    assert report.thresholds.dormant == tau
+    assert report.site("1").dormant_units == dormant
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.5, -0.1, "0.5"], ids=repr)
+def test_scan_refuses_a_dormant_that_is_not_a_threshold(bad: object) -> None:
+    with pytest.raises(deadcheck.InputError, match="dormant is the dormant threshold tau"):
+        deadcheck.scan(_scores_net(), [torch.ones(2, 1)], dormant=bad)  # type: ignore[arg-type]

@@ -187,11 +187,22 @@ def test_without_dormant_statistics_relu_sites_go_by_dead_units_and_leaky_ones_a
     assert result.notes == {"act": DEAD_NOTE} and not result.skipped
     dead = stats.site("act").dead_units
     assert result.recycled == ({"act": dead} if dead else {})
+    mixed = nn.Sequential(
+        nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 3), nn.LeakyReLU(0.1), nn.Linear(3, 2)
+    )
+    with torch.no_grad():
+        mixed[0].bias.fill_(-100.0)  # planted: the ReLU's three units are dead
+    with torch.no_grad(), deadcheck.record(mixed) as rec:
+        mixed(torch.randn(8, 4))
+    result = recycle(mixed, rec.stats())
+    assert result.recycled == {"1": (0, 1, 2)} and result.notes == {"1": DEAD_NOTE}
+    assert result.skipped == {"3": "no dormant statistics: record with dormant_sums=True"}
+    # No site with anything to judge by: an error that says what to record, not an empty success.
     leaky = nn.Sequential(nn.Linear(4, 3), nn.LeakyReLU(0.1), nn.Linear(3, 2))
     with torch.no_grad(), deadcheck.record(leaky) as rec:
         leaky(torch.randn(8, 4))
-    result = recycle(leaky, rec.stats())
-    assert result.skipped == {"1": "no dormant statistics: record with dormant_sums=True"}
+    with pytest.raises(deadcheck.InputError, match=r"no site has dormant statistics \(1\)"):
+        recycle(leaky, rec.stats())
 
 
 def test_the_recycler_recycles_in_a_training_loop() -> None:

@@ -102,9 +102,7 @@ def test_scan_takes_a_dormant_number_as_the_threshold() -> None:
     model = nn.Sequential(nn.Linear(3, 8), nn.GELU())
     batches = [torch.randn(16, 3)]
     at_half = deadcheck.scan(model, batches, activations="all", dormant=0.5)
-    explicit = deadcheck.scan(
-        model, batches, activations="all", dormant=True, thresholds=Thresholds(dormant=0.5)
-    )
+    explicit = deadcheck.scan(model, batches, activations="all", dormant=0.5)
     assert at_half.thresholds.dormant == 0.5
     assert at_half.site("1").dormant_units == explicit.site("1").dormant_units
 
@@ -135,11 +133,11 @@ def test_diff_compares_every_declared_share_and_gates_on_the_dead_one() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU())
     batches = [torch.randn(8, 4)]
-    before = deadcheck.scan(model, batches, dormant=True)
+    before = deadcheck.scan(model, batches, dormant_sums=True)
     with torch.no_grad():
         model[2].weight[:3] *= 1e-4  # three units of the second layer go quiet, not dead
         model[2].bias[:3] = 1e-6
-    after = deadcheck.scan(model, batches, dormant=True)
+    after = deadcheck.scan(model, batches, dormant_sums=True)
     diff = diff_reports(before, after, fail_on_rise=0.0)
     quiet = after.site("3").dormant_fraction
     assert quiet is not None and quiet >= 0.5

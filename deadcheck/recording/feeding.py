@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from deadcheck.analysis.judging import analyze
+from deadcheck.core.checks import is_number
 from deadcheck.core.errors import DeadcheckError, InputError, ModelError, Stage
 from deadcheck.core.options import RecordingKwargs, RecordingOptions, recording_options
 from deadcheck.core.thresholds import Thresholds
@@ -148,7 +149,7 @@ def scan(
     target: str | None = None,
     progress: Callable[[int], None] | None = None,
     thresholds: Thresholds | None = None,
-    dormant: bool | float = False,
+    dormant: float | None = None,
     loss: Callable[[Any, Any], torch.Tensor] | None = None,
     options: RecordingOptions | None = None,
     **kwargs: Unpack[RecordingKwargs],
@@ -156,8 +157,10 @@ def scan(
     """Record ``model`` on every batch of ``inputs`` and return the analysed report.
 
     Recording options are :func:`~deadcheck.recording.recorder.record`'s
-    (``options=`` or their keywords). ``dormant``: True records dormant
-    sums; a number also sets the dormant threshold tau (``dormant=0.5``).
+    (``options=`` or their keywords). ``dormant`` is the dormant threshold
+    tau, as everywhere (``report(dormant=)``, ``--dormant``, the callbacks);
+    giving it records the dormant sums too (``dormant_sums=True`` records
+    them at the default tau).
 
     A tensor batch is passed as is, a tuple or list as positional arguments, a
     dict as keyword arguments; ``inputs`` itself being a tensor is one batch.
@@ -174,8 +177,14 @@ def scan(
             "-> scalar (the command line: define loss(output, batch) in the target file)",
             option="gradients",
         )
-    if dormant is not False:  # a threshold (0.0 too) records the sums
-        chosen = replace(chosen, dormant_sums=True)
+    if dormant is not None:
+        if isinstance(dormant, bool) or not is_number(dormant) or not 0 <= dormant < 1:
+            raise InputError(
+                f"dormant is the dormant threshold tau, a number in [0, 1), got {dormant!r} "
+                "(dormant_sums=True records the sums at the default tau)",
+                option="dormant",
+            )
+        chosen = replace(chosen, dormant_sums=True)  # a threshold (0.0 too) records the sums
     where = torch.device(device) if device is not None else model_device(model)
     seen = 0
     partial = False
@@ -223,8 +232,6 @@ def scan(
     _check_unit_axis_names(chosen.unit_axis, stats)
     if partial:
         stats = replace(stats, partial=True)
-    if not isinstance(dormant, bool):
-        # dormant=0.5 is the threshold tau (as --dormant 0.5 and report(dormant=0.5) are),
-        # not merely "on".
+    if dormant is not None:
         thresholds = replace(thresholds or Thresholds(), dormant=float(dormant))
     return analyze(stats, thresholds)

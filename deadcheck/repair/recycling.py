@@ -226,6 +226,13 @@ def recycle(
             option="activations",
         )
     chosen, skipped, notes = _dormant_units(stats_or_report, tau)
+    if len(skipped) == len(stats_or_report.sites):
+        names = ", ".join(list(skipped)[:5]) + (", ..." if len(skipped) > 5 else "")
+        raise InputError(
+            f"dormant_sums: no site has dormant statistics ({names}), so no unit can be "
+            "judged dormant: record with dormant_sums=True (the command line: --dormant TAU)",
+            option="dormant_sums",
+        )
     if sites is not None:
         wanted = set(sites)
         chosen = [(site, units) for site, units in chosen if site.name in wanted]
