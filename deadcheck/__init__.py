@@ -47,6 +47,11 @@ _EXPORTS = {
     "AxisPReLU": "deadcheck.recording.layers",
     "recycle": "deadcheck.repair.recycling",
     "RecycleResult": "deadcheck.repair.recycling",
+    "prune": "deadcheck.repair.pruning",
+    "PruneResult": "deadcheck.repair.pruning",
+    "PrunePlan": "deadcheck.repair.pruning",
+    "apply_prune_plan": "deadcheck.repair.pruning",
+    "save_prune": "deadcheck.repair.pruning",
     "Recycler": "deadcheck.training.recycler",
     "Monitor": "deadcheck.training.monitor",
     "Snapshot": "deadcheck.training.monitor",
@@ -83,6 +88,13 @@ if TYPE_CHECKING:
     from deadcheck.recording.feeding import scan
     from deadcheck.recording.layers import AxisPReLU
     from deadcheck.recording.recorder import Recorder, record
+    from deadcheck.repair.pruning import (
+        PrunePlan,
+        PruneResult,
+        apply_prune_plan,
+        prune,
+        save_prune,
+    )
     from deadcheck.repair.recycling import RecycleResult, recycle
     from deadcheck.repair.swapping import (
         PlannedSite,

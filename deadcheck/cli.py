@@ -288,10 +288,23 @@ def _is_series(weights: tuple[str, ...]) -> bool:
     return len(weights) > 1 or any(glob.has_magic(w) for w in weights)
 
 
-def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> Any:
-    """:func:`~deadcheck.workflows.scanning.scan_target` with the terminal's progress and notes."""
+def _run_scan(
+    target_spec: str,
+    *,
+    weights: tuple[str, ...],
+    runner: Callable[..., Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    **options: Any,
+) -> Any:
+    """:func:`~deadcheck.workflows.scanning.scan_target` with the terminal's progress and notes.
+
+    ``runner`` is another workflow that scans first (``prune_target``), given
+    ``extra`` keywords too; its result's ``scan`` is the scan.
+    """
     from deadcheck.recording.distributed import init_from_env
     from deadcheck.workflows.scanning import scan_target
+
+    runner = runner or scan_target
 
     kwargs = _scan_kwargs(**options)
     if init_from_env():  # under torchrun
@@ -304,17 +317,20 @@ def _run_scan(target_spec: str, *, weights: tuple[str, ...], **options: Any) -> 
     progress = _Progress(batches)
     try:
         with _user_prints_to_stderr():
-            done = scan_target(target_spec, weights=_one(weights), progress=progress, **kwargs)
+            done = runner(
+                target_spec, weights=_one(weights), progress=progress, **kwargs, **(extra or {})
+            )
     except ModelError as error:
         if error.stage is Stage.FORWARD:
             error.hint = "; ".join(filter(None, (error.hint, _origin(target_spec, input_shape))))
         raise
     finally:
         progress.close()
-    if done.asked is not None and 0 < done.fed < done.asked:
+    scanned = getattr(done, "scan", done)
+    if scanned.asked is not None and 0 < scanned.fed < scanned.asked:
         click.echo(
-            f"deadcheck: note: --batches {batches} asked for more than {done.target.name} "
-            f"gives: fed {done.fed}",
+            f"deadcheck: note: --batches {batches} asked for more than {scanned.target.name} "
+            f"gives: fed {scanned.fed}",
             err=True,
         )
     return done
@@ -568,6 +584,61 @@ def swap_command(
     click.echo(howto.rstrip())
 
 
+@main.command("prune")
+@_input_options
+@click.option(
+    "--sites",
+    default=None,
+    metavar="NAME,...",
+    help="Prune only these sites (default: every ReLU and ReLU6 site with dead units).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for the pruned state dict, the prune plan and how to use them.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@_handle_errors
+def prune_command(target: str, sites: str | None, output: str, force: bool, **options: Any) -> None:
+    """Remove the dead units of TARGET exactly; write the smaller weights and a plan.
+
+    A dead unit outputs zero on every batch scanned, so removing it (the
+    producer's row, the consumers' columns) leaves the outputs on those
+    batches as they were, to float rounding: checked before anything is written.
+    """
+    from deadcheck.core.files import check_folder_writable
+    from deadcheck.repair.pruning import save_prune
+    from deadcheck.workflows.pruning import prune_target
+
+    check_folder_writable(output, force=force)
+    chosen = sites.split(",") if sites else None
+    pruned = _run_scan(target, runner=prune_target, extra={"sites": chosen}, **options)
+    result, check = pruned.result, pruned.check
+    for site, why in result.skipped.items():
+        click.echo(f"deadcheck: note: {site} not pruned: {why}", err=True)
+    for site, why in result.kept.items():
+        click.echo(f"deadcheck: note: {site}: {why}", err=True)
+    if not result.pruned:
+        why = "no site's dead units could be removed" if result.skipped else "no unit is dead"
+        click.echo(f"deadcheck: nothing to prune: {why}", err=True)
+        return
+    howto = save_prune(result, output, target=target, force=force)
+    for site, units in result.pruned.items():
+        click.echo(f"  {site}: {len(units)} dead unit(s) removed")
+    before, after = result.parameters_before, result.parameters_after
+    click.echo(f"parameters: {before} -> {after} ({(after - before) / before:+.1%})")
+    if check is not None:
+        click.echo(
+            f"outputs on the {check.batches} judged batch(es): largest difference "
+            f"{check.max_difference:.3g} (outputs up to {check.max_output:.3g}; float rounding "
+            f"allows {check.bound:.3g})"
+        )
+        click.echo(f"forward time: {check.time_ratio:.2f} of the original's (median of 5 pairs)")
+    click.echo(howto.rstrip())
+
+
 @main.command("recycle")
 @_input_options
 @click.option("--tau", type=float, hidden=True, help="The former name of --dormant.")
@@ -612,6 +683,12 @@ def recycle_command(
     save_recycle(done.target.model, result, output, tau=tau, target=done.target.name, force=force)
     for site, units in result.recycled.items():
         click.echo(f"  {site}: {len(units)} unit(s) recycled")
+    if not result.recycled:
+        judged = len(done.report.sites) - len(result.skipped)
+        click.echo(
+            f"no unit was dormant (score <= {tau:g}) at the {judged} site(s) judged: "
+            "the weights are unchanged"
+        )
     click.echo(
         f"deadcheck recycled {result.units} unit(s) at {len(result.recycled)} site(s); "
         f"wrote {Path(output).as_posix()}/state_dict.pt and recycled.json"

@@ -406,7 +406,7 @@ def test_a_swapped_checkpoint_scans_with_its_plan(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "why"),
-    [("{not json", "is not a swap plan"), ('{"schema": "other"}', "not a swap plan")],
+    [("{not json", "is not a repair plan"), ('{"schema": "other"}', "not a swap plan")],
     ids=["not-json", "other-schema"],
 )
 def test_a_bad_plan_is_one_line(tmp_path, content: str, why: str) -> None:

@@ -259,8 +259,43 @@ def test_recycle_with_no_site_recorded_is_a_clear_error(tmp_path) -> None:
     torch.save(nn.Sequential(nn.Linear(3, 6), nn.GELU(), nn.Linear(6, 2)).state_dict(), weights)
     result = CliRunner().invoke(
         main,
-        ["recycle", str(target), "--weights", str(weights), "--output", str(tmp_path / "o")],
+        [
+            *("recycle", str(target), "--weights", str(weights)),
+            *("--activations", "relu", "--output", str(tmp_path / "o")),
+        ],
     )
     assert result.exit_code == 2, result.output
     assert "--activations" in result.stderr and "nothing to recycle" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bn-after-linear-folded",
+        "bn-maxpool-padded-conv-dropout-flatten",
+        "defaulted-flag-helper-method",
+        "functional-pool-pad-mean-view",
+        "mlp-relu-relu6",
+    ],
+)
+def test_recycling_reaches_the_chains_pruning_does(name: str) -> None:
+    """Every op that keeps units apart (pooling, padding, BatchNorm after, flatten) is crossed."""
+    from tests.test_pruning import CASES, _setup
+
+    case = CASES[name]
+    model, x = _setup(case)
+    report = deadcheck.scan(model, [x], dormant=0.1)
+    result = recycle(model, report)
+    assert result.skipped == {}
+    for site, planted in case.removed.items():
+        assert set(planted) <= set(result.recycled[site])
+    # What reads a recycled unit reads zero from it: the consumer's columns are zeroed.
+    consumers = {
+        "bn-after-linear-folded": [(model.head, 1, (0, 3))],
+        "bn-maxpool-padded-conv-dropout-flatten": [(model.head, 16, (3,))],
+        "mlp-relu-relu6": [(model.head, 1, (0,))],
+    }.get(name, [])
+    for layer, span, units in consumers:
+        columns = [u * span + k for u in units for k in range(span)]
+        assert torch.count_nonzero(layer.weight[:, columns]) == 0

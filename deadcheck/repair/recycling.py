@@ -17,17 +17,18 @@ learning, where units go silent over time and the network loses plasticity
   fresh unit again (measured in the issue that asked for this: 0.79 accuracy on
   the last tasks of the continual benchmark against 0.93).
 
-Producers and consumers are found by tracing the model with ``torch.fx``
-(torch's layers as leaves). Where the structure is not a plain producer ->
-activation -> consumers chain (a residual add, a LayerNorm, a Flatten, a
+Producers and consumers are found by :mod:`deadcheck.repair.chains` (a
+torch.fx graph of the model, else of the site's caller, with defaulted flags
+fixed). Where the structure is not a producer -> activation -> consumers
+chain through ops that keep units apart (a residual add, a LayerNorm, a
 consumer that is not a Linear or Conv), the site is skipped with the reason:
-recycling wrongly would damage the model, so it never guesses.
+recycling wrongly would damage the model, so it never guesses. A BatchNorm
+after the activation gets the recycled channels' statistics reset.
 """
 
 from __future__ import annotations
 
 import copy
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +41,12 @@ from torch import nn
 from deadcheck.core.errors import InputError
 from deadcheck.core.jsontext import dumps
 from deadcheck.core.kinds import kind
-from deadcheck.core.sites import SiteId
+from deadcheck.repair.chains import Chain, Graphs, find_chain, locate
 from deadcheck.repair.folder import write_repair
-from deadcheck.repair.graph import TorchLeafTracer, occurrence_problem, site_nodes, trace_problem
 from deadcheck.results.report import Report
 from deadcheck.results.stats import Stats
 
 __all__ = ["DEAD_NOTE", "RecycleResult", "recycle", "save_recycle"]
-
-_PRODUCERS = (nn.Linear, nn.modules.conv._ConvNd)
-_NORMS = (nn.modules.batchnorm._BatchNorm,)
-#: Modules that pass each unit through unchanged, in place.
-_PASS_THROUGH = (nn.Dropout, nn.Identity, nn.modules.dropout._DropoutNd)
 
 
 @dataclass(frozen=True)
@@ -76,13 +71,6 @@ class RecycleResult:
         }
 
 
-@dataclass(frozen=True)
-class _Chain:
-    producer: nn.Module
-    norm: nn.Module | None
-    consumers: tuple[nn.Module, ...]
-
-
 #: Why a site without dormant statistics is judged by its dead units.
 DEAD_NOTE = (
     "no dormant statistics: its dead units were chosen (a dead unit's mean |output| is "
@@ -92,8 +80,8 @@ DEAD_NOTE = (
 
 def _dormant_units(
     source: Stats | Report, tau: float
-) -> tuple[list[tuple[SiteId, tuple[int, ...]]], dict[str, str], dict[str, str]]:
-    chosen: list[tuple[SiteId, tuple[int, ...]]] = []
+) -> tuple[list[tuple[Any, tuple[int, ...]]], dict[str, str], dict[str, str]]:
+    chosen: list[tuple[Any, tuple[int, ...]]] = []
     skipped: dict[str, str] = {}
     notes: dict[str, str] = {}
     for site in source.sites:
@@ -102,7 +90,7 @@ def _dormant_units(
         if mean_abs is None and row.family and not row.leaky:
             notes[site.name] = DEAD_NOTE  # ReLU, ReLU6: a dead unit outputs exactly zero
             if site.dead_units:
-                chosen.append((site.id, tuple(site.dead_units)))
+                chosen.append((site, tuple(site.dead_units)))
             continue
         if mean_abs is None:
             skipped[site.name] = "no dormant statistics: record with dormant_sums=True"
@@ -110,49 +98,8 @@ def _dormant_units(
         layer = sum(mean_abs) / len(mean_abs) if mean_abs else 0.0
         units = tuple(u for u, m in enumerate(mean_abs) if (m / layer if layer > 0 else 0.0) <= tau)
         if units:
-            chosen.append((site.id, units))
+            chosen.append((site, units))
     return chosen, skipped, notes
-
-
-def _describe(gm: torch.fx.GraphModule, node: torch.fx.Node) -> str:
-    if node.op == "call_module":
-        return f"{type(gm.get_submodule(str(node.target))).__name__} {node.target}"
-    if node.op in ("call_function", "call_method"):
-        name = getattr(node.target, "__name__", str(node.target))
-        return "a residual add" if node.target in (operator.add, torch.add) else name
-    return node.op
-
-
-def _chain(gm: torch.fx.GraphModule, node: torch.fx.Node) -> _Chain | str:
-    """The producer -> (BatchNorm) -> activation -> consumers chain, or why there is none."""
-    source = node.args[0] if node.args else None
-    if not isinstance(source, torch.fx.Node) or len(source.users) != 1:
-        return "the activation's input is also used elsewhere"
-    norm = None
-    if source.op == "call_module" and isinstance(gm.get_submodule(str(source.target)), _NORMS):
-        norm = gm.get_submodule(str(source.target))
-        source = source.args[0]
-        if not isinstance(source, torch.fx.Node) or len(source.users) != 1:
-            return "the BatchNorm's input is also used elsewhere"
-    producer = gm.get_submodule(str(source.target)) if source.op == "call_module" else None
-    if not isinstance(producer, _PRODUCERS):
-        return f"its input comes from {_describe(gm, source)}, not a Linear or Conv"
-    if getattr(producer, "groups", 1) != 1:
-        return "its producer is a grouped convolution"
-    consumers: list[nn.Module] = []
-    frontier = list(node.users)
-    while frontier:
-        user = frontier.pop()
-        module = gm.get_submodule(str(user.target)) if user.op == "call_module" else None
-        if isinstance(module, _PASS_THROUGH):
-            frontier.extend(user.users)
-        elif isinstance(module, _PRODUCERS) and getattr(module, "groups", 1) == 1:
-            consumers.append(module)
-        else:
-            return f"its output goes to {_describe(gm, user)}, not only Linear or Conv layers"
-    if not consumers:
-        return "nothing reads its output"
-    return _Chain(producer, norm, tuple(consumers))
 
 
 def _reset_optimizer(optimizer: Any, tensor: torch.Tensor, index: Any) -> None:
@@ -172,8 +119,26 @@ def _reset_optimizer(optimizer: Any, tensor: torch.Tensor, index: Any) -> None:
             second[index] = fill
 
 
+def _unit_columns(units: tuple[int, ...], span: int) -> torch.Tensor:
+    """The consumer columns that read ``units`` (``span`` per unit after a flatten)."""
+    return torch.tensor([u * span + k for u in units for k in range(span)], dtype=torch.long)
+
+
 @torch.no_grad()
-def _recycle_units(chain: _Chain, units: tuple[int, ...], optimizer: Any) -> None:
+def _reset_norm(norm: nn.Module, rows: torch.Tensor, optimizer: Any) -> None:
+    for name, value in (("weight", 1.0), ("bias", 0.0)):
+        param = getattr(norm, name, None)
+        if isinstance(param, torch.Tensor):
+            param[rows] = value
+            _reset_optimizer(optimizer, param, rows)
+    for name, value in (("running_mean", 0.0), ("running_var", 1.0)):
+        buffer = getattr(norm, name, None)
+        if isinstance(buffer, torch.Tensor):
+            buffer[rows] = value
+
+
+@torch.no_grad()
+def _recycle_units(chain: Chain, units: tuple[int, ...], optimizer: Any) -> None:
     rows = torch.tensor(units, dtype=torch.long)
     fresh = copy.deepcopy(chain.producer)
     fresh.reset_parameters()  # type: ignore[operator]  # the layer's own default initialisation
@@ -182,21 +147,13 @@ def _recycle_units(chain: _Chain, units: tuple[int, ...], optimizer: Any) -> Non
         if isinstance(param, torch.Tensor):
             param[rows] = getattr(fresh, name)[rows].to(param)
             _reset_optimizer(optimizer, param, rows)
-    if chain.norm is not None:
-        norm = chain.norm
-        for name, value in (("weight", 1.0), ("bias", 0.0)):
-            param = getattr(norm, name, None)
-            if isinstance(param, torch.Tensor):
-                param[rows] = value
-                _reset_optimizer(optimizer, param, rows)
-        for name, value in (("running_mean", 0.0), ("running_var", 1.0)):
-            buffer = getattr(norm, name, None)
-            if isinstance(buffer, torch.Tensor):
-                buffer[rows] = value
+    for norm in (chain.norm, *chain.norms_after):
+        if norm is not None:
+            _reset_norm(norm, rows, optimizer)
     for consumer in chain.consumers:
-        weight = consumer.weight
+        weight = consumer.module.weight
         assert isinstance(weight, torch.Tensor)
-        columns = (slice(None), rows)
+        columns = (slice(None), _unit_columns(units, consumer.span))
         weight[columns] = 0
         _reset_optimizer(optimizer, weight, columns)
 
@@ -238,20 +195,16 @@ def recycle(
         chosen = [(site, units) for site, units in chosen if site.name in wanted]
     if not chosen:
         return RecycleResult({}, skipped, notes)
-    try:
-        gm = torch.fx.GraphModule(model, TorchLeafTracer().trace(model))
-    except Exception as error:
-        reason = f"the model does not trace with torch.fx ({trace_problem(error)})"
-        return RecycleResult({}, {**skipped, **{site.name: reason for site, _ in chosen}}, notes)
-    nodes = site_nodes(gm)
+    graphs = Graphs(model)
     recycled: dict[str, tuple[int, ...]] = {}
     for site, units in chosen:
-        found = nodes.get((site.module, site.function), [])
-        problem = occurrence_problem(len(found), site.occurrences)
-        if problem is not None:
-            skipped[site.name] = problem
+        located = locate(graphs, site.id)
+        if isinstance(located, str):
+            skipped[site.name] = located
             continue
-        chain = _chain(gm, found[site.index])
+        chain = find_chain(
+            located, units=site.units, rank=len(site.shape) or 2, unit_axis=site.unit_axis
+        )
         if isinstance(chain, str):
             skipped[site.name] = chain
             continue

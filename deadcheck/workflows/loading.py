@@ -12,6 +12,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import json
 import math
 import os
 import sys
@@ -29,6 +30,7 @@ from torch import nn
 from deadcheck.core.errors import DeadcheckError, InputError, ModelError, Stage
 from deadcheck.core.files import check_regular_file
 from deadcheck.recording.feeding import call_model, to_device
+from deadcheck.repair.pruning import PRUNE_SCHEMA, PrunePlan, apply_prune_plan
 from deadcheck.repair.swapping import SwapPlan, apply_plan
 
 __all__ = [
@@ -141,21 +143,29 @@ def parse_unit_axes(pairs: Iterable[str]) -> dict[str, int]:
 
 
 def load_plan(model: nn.Module, path: str | Path) -> nn.Module:
-    """``model`` with the swap plan saved at ``path`` applied, so a swapped checkpoint fits."""
+    """``model`` with the repair plan saved at ``path`` applied, so a repaired checkpoint fits.
+
+    A swap plan (``swap_plan.json``) or a prune plan (``prune_plan.json``),
+    told apart by their schema.
+    """
     check_regular_file(path, "plan")
     try:
-        plan = SwapPlan.load(path)
+        data = json.loads(Path(path).read_text())
+        prune = isinstance(data, dict) and data.get("schema") == PRUNE_SCHEMA
+        plan: SwapPlan | PrunePlan = (PrunePlan if prune else SwapPlan).from_dict(data)
     except FileNotFoundError:
         raise InputError(f"plan {path}: no such file", option="plan") from None
     except DeadcheckError as error:  # the plan's own flaw, named
         raise InputError(f"plan {path}: {error}", option="plan") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError too
-        raise InputError(f"plan {path} is not a swap plan: {error}", option="plan") from None
+        raise InputError(f"plan {path} is not a repair plan: {error}", option="plan") from None
     except RecursionError:
         raise InputError(
-            f"plan {path} is not a swap plan: nested too deeply", option="plan"
+            f"plan {path} is not a repair plan: nested too deeply", option="plan"
         ) from None
     try:
+        if isinstance(plan, PrunePlan):
+            return apply_prune_plan(model, plan)
         return apply_plan(model, plan)
     except DeadcheckError as error:
         raise InputError(f"plan {path}: {error}", option="plan") from None

@@ -8,7 +8,7 @@ so a caller can tell them from deadcheck's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -94,6 +94,8 @@ class TargetScan:
     asked: int | None
     #: The input shape given, from which the inputs were drawn at random (None: not given).
     input_shape: tuple[int, ...] | None
+    #: The first batches fed, as given (``keep=``), to check a repair against.
+    kept: tuple[Any, ...] = ()
 
 
 def scan_target(
@@ -109,6 +111,7 @@ def scan_target(
     train: bool = False,
     thresholds: Thresholds | None = None,
     progress: Callable[[int], None] | None = None,
+    keep: int = 0,
     options: RecordingOptions | None = None,
     **kwargs: Unpack[RecordingKwargs],
 ) -> TargetScan:
@@ -118,7 +121,8 @@ def scan_target(
     saved swap plan) is applied before ``weights`` load. Under an initialised
     process group each rank feeds its share of the batches and the counts are
     summed over ranks (start the group first, e.g. with
-    :func:`deadcheck.recording.distributed.init_from_env`).
+    :func:`deadcheck.recording.distributed.init_from_env`). The first ``keep``
+    batches are kept in :attr:`TargetScan.kept`, to compare a repaired model on.
     """
 
     thresholds = thresholds or Thresholds()
@@ -138,6 +142,9 @@ def scan_target(
         target.model.to(where)
     inputs, total = inputs_for(target, input_shape=shape, batches=batches, seed=seed)
     inputs, total = share_of_batches(inputs, total)
+    kept: list[Any] = []
+    if keep > 0:
+        inputs = _keeping(inputs, kept, keep)
     fed = 0
 
     def count(done: int) -> None:
@@ -157,4 +164,11 @@ def scan_target(
         loss=target.loss if chosen.gradients else None,
         options=chosen,
     )
-    return TargetScan(target, report, fed, total, shape)
+    return TargetScan(target, report, fed, total, shape, tuple(kept))
+
+
+def _keeping(inputs: Iterable[Any], kept: list[Any], keep: int) -> Iterator[Any]:
+    for batch in inputs:
+        if len(kept) < keep:
+            kept.append(batch)
+        yield batch
