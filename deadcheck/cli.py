@@ -572,7 +572,7 @@ def swap_command(
         click.echo(f"deadcheck: nothing to swap: {why}", err=True)
         return
     model = apply_plan(loaded.model, plan)  # a SwapError is one line and exit 2 (DeadcheckError)
-    howto = save_swap(model, plan, output, force=force)
+    howto = save_swap(model, plan, output, target=target, force=force)
     for site in plan.sites:
         detail = (
             f"{site.num_parameters} slope(s) from {site.slope:g}"

@@ -735,11 +735,18 @@ In your training script, build the model as before, then:
 
 To scan the swapped model:
 
-    deadcheck scan TARGET --plan {folder}/swap_plan.json --weights {folder}/state_dict.pt
+    deadcheck scan {target} --plan {folder}/swap_plan.json --weights {folder}/state_dict.pt
 """
 
 
-def save_swap(model: nn.Module, plan: SwapPlan, folder: str | Path, *, force: bool = False) -> str:
+def save_swap(
+    model: nn.Module,
+    plan: SwapPlan,
+    folder: str | Path,
+    *,
+    target: str = "TARGET",
+    force: bool = False,
+) -> str:
     """Write a swapped model into ``folder``: its state dict, the plan, and HOWTO.txt.
 
     The folder appears whole or not at all (an existing one is replaced only
@@ -750,6 +757,7 @@ def save_swap(model: nn.Module, plan: SwapPlan, folder: str | Path, *, force: bo
         becomes=plan.sites[0].becomes if plan.sites else "nothing",
         added=plan.parameters_added,
         folder=Path(folder).as_posix(),  # "swapped/" -> "swapped": paths meant for pasting
+        target=target,
     )
     files = {"swap_plan.json": plan.to_json().encode(), "HOWTO.txt": howto.encode()}
     write_repair(folder, model, files, force=force)
