@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from functools import wraps
@@ -109,28 +110,70 @@ class _Group(click.Group):
 
 
 class _Progress:
-    """Batches done, on stderr, only when stderr is a terminal."""
+    """Batches done, with the rate and time left, on stderr: only on a terminal, never quiet."""
 
     def __init__(self, total: int | None) -> None:
         self.total = total
         self.done = 0
-        self.enabled = sys.stderr.isatty()
+        self.enabled = sys.stderr.isatty() and not _quiet()
+        self._start = time.monotonic()
 
     def __call__(self, done: int) -> None:
         self.done = done
         if self.enabled:
-            of = f"/{self.total}" if self.total else ""
-            click.echo(f"\rdeadcheck: batch {done}{of}", err=True, nl=False)
+            click.echo(
+                f"\r\033[K{self.line(done, time.monotonic() - self._start)}", err=True, nl=False
+            )
+
+    def line(self, done: int, elapsed: float) -> str:
+        """``deadcheck: batch 3/10, 4.2 batch/s, 2s left``: the total and time left where known."""
+        of = f"/{self.total}" if self.total else ""
+        text = f"deadcheck: batch {done}{of}"
+        if elapsed > 0 and done:
+            rate = done / elapsed
+            text += f", {rate:.3g} batch/s"
+            if self.total and self.total > done:
+                text += f", {(self.total - done) / rate:.0f}s left"
+        return text
 
     def close(self) -> None:
         if self.enabled:
             click.echo("\r\033[K", err=True, nl=False)
 
 
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["deadcheck.quiet"] = True
+
+
+#: ``--quiet``: no notes, progress or "wrote" lines on stderr; errors still print.
+_QUIET = click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_quiet,
+    help="Print no notes or progress on stderr (errors still print).",
+)
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("deadcheck.quiet"))
+
+
+def _note(text: str) -> None:
+    """A line on stderr for the user (a note, a file written), unless --quiet."""
+    if not _quiet():
+        click.echo(text, err=True)
+
+
 def _input_options(func: F) -> F:
     """The options that say which model to load and what to feed it (scan and swap)."""
     options = [
         click.argument("target"),
+        _QUIET,
         click.option(
             "--weights",
             multiple=True,
@@ -328,10 +371,9 @@ def _run_scan(
         progress.close()
     scanned = getattr(done, "scan", done)
     if scanned.asked is not None and 0 < scanned.fed < scanned.asked:
-        click.echo(
+        _note(
             f"deadcheck: note: --batches {batches} asked for more than {scanned.target.name} "
-            f"gives: fed {scanned.fed}",
-            err=True,
+            f"gives: fed {scanned.fed}"
         )
     return done
 
@@ -442,17 +484,17 @@ def scan_command(
         from deadcheck.output.tensorboard import write_tensorboard
 
         write_tensorboard(report, tensorboard_dir)
-        click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
+        _note(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}")
     if plot is not None:
         from deadcheck.core.files import write_bytes_atomic
         from deadcheck.output.plotting import plot_format, plot_report
 
         write_bytes_atomic(plot, plot_report(report, format=plot_format(plot)), force=force)
-        click.echo(f"deadcheck: wrote {plot}", err=True)
+        _note(f"deadcheck: wrote {plot}")
     text = render(report, fmt, all_sites=all_sites)  # type: ignore[arg-type]
     if output is not None:
         write_text_atomic(output, text, force=force)
-        click.echo(f"deadcheck: wrote {output}", err=True)
+        _note(f"deadcheck: wrote {output}")
     else:
         click.echo(text, nl=False)
     if fail_on is not None and report.fails(fail_on):
@@ -477,7 +519,7 @@ def _scan_series_command(
     weights = options.pop("weights")
 
     def progress(done: int, path: str) -> None:
-        click.echo(f"deadcheck: checkpoint {done}: {path}", err=True)
+        _note(f"deadcheck: checkpoint {done}: {path}")
 
     with _user_prints_to_stderr():
         series = scan_series(target, weights, progress=progress, **_scan_kwargs(**options))
@@ -487,14 +529,14 @@ def _scan_series_command(
         from deadcheck.output.tensorboard import write_reports
 
         write_reports(series.reports, tensorboard_dir)
-        click.echo(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}", err=True)
+        _note(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}")
     if plot is not None:
         write_bytes_atomic(plot, plot_series(series, format=plot_format(plot)), force=force)
-        click.echo(f"deadcheck: wrote {plot}", err=True)
+        _note(f"deadcheck: wrote {plot}")
     text = render_series(series, fmt)
     if output is not None:
         write_text_atomic(output, text, force=force)
-        click.echo(f"deadcheck: wrote {output}", err=True)
+        _note(f"deadcheck: wrote {output}")
     else:
         click.echo(text, nl=False)
     if fail_on is not None and series.fails(fail_on):
@@ -562,14 +604,14 @@ def swap_command(
         report=report,
     )
     for note in plan.notes:
-        click.echo(f"deadcheck: note: {note}", err=True)
+        _note(f"deadcheck: note: {note}")
     if not plan.sites:
         why = (
             "no ReLU site is flagged (has a warning or error finding)"
             if sites == "flagged"
             else ("the model has no ReLU site")
         )
-        click.echo(f"deadcheck: nothing to swap: {why}", err=True)
+        _note(f"deadcheck: nothing to swap: {why}")
         return
     model = apply_plan(loaded.model, plan)  # a SwapError is one line and exit 2 (DeadcheckError)
     howto = save_swap(model, plan, output, target=target, force=force)
@@ -617,12 +659,12 @@ def prune_command(target: str, sites: str | None, output: str, force: bool, **op
     pruned = _run_scan(target, runner=prune_target, extra={"sites": chosen}, **options)
     result, check = pruned.result, pruned.check
     for site, why in result.skipped.items():
-        click.echo(f"deadcheck: note: {site} not pruned: {why}", err=True)
+        _note(f"deadcheck: note: {site} not pruned: {why}")
     for site, why in result.kept.items():
-        click.echo(f"deadcheck: note: {site}: {why}", err=True)
+        _note(f"deadcheck: note: {site}: {why}")
     if not result.pruned:
         why = "no site's dead units could be removed" if result.skipped else "no unit is dead"
-        click.echo(f"deadcheck: nothing to prune: {why}", err=True)
+        _note(f"deadcheck: nothing to prune: {why}")
         return
     howto = save_prune(result, output, target=target, force=force)
     for site, units in result.pruned.items():
@@ -677,9 +719,9 @@ def recycle_command(
     done = _run_scan(target, **options)
     result = recycle(done.target.model, done.report, tau=tau)
     for site, why in result.skipped.items():
-        click.echo(f"deadcheck: note: {site} not recycled: {why}", err=True)
+        _note(f"deadcheck: note: {site} not recycled: {why}")
     for site, how in result.notes.items():
-        click.echo(f"deadcheck: note: {site}: {how}", err=True)
+        _note(f"deadcheck: note: {site}: {how}")
     save_recycle(done.target.model, result, output, tau=tau, target=done.target.name, force=force)
     for site, units in result.recycled.items():
         click.echo(f"  {site}: {len(units)} unit(s) recycled")
@@ -696,14 +738,13 @@ def recycle_command(
 
 
 @main.command("diff")
-@click.argument("old", type=click.Path(dir_okay=False))
-@click.argument("new", type=click.Path(dir_okay=False))
+@click.argument("old", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("new", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--fail-on-rise",
     type=float,
-    default=0.05,
-    show_default=True,
-    help="Exit 1 when a site's dead share rose by more than this.",
+    metavar="SHARE",
+    help="Exit 1 when a site's dead share rose by more than this (e.g. 0.05); off if not given.",
 )
 @click.option(
     "--fail-on",
@@ -719,17 +760,26 @@ def recycle_command(
     help="Output format; markdown is for a pull-request comment.",
 )
 @_handle_errors
-def diff_command(old: str, new: str, fail_on_rise: float, fail_on: str | None, fmt: str) -> None:
+def diff_command(
+    old: str, new: str, fail_on_rise: float | None, fail_on: str | None, fmt: str
+) -> None:
     """Compare two JSON reports (scan --format json): dead share per site, findings, sites.
 
     Exit 1 when a site's dead share rose by more than --fail-on-rise, or a
     new finding at or above --fail-on appeared: "this change killed units".
+    Without either, it only shows what changed. '-' reads a report from stdin.
     """
-    from deadcheck.analysis.diffing import diff_reports, load_report, render_diff
+    from deadcheck.analysis.diffing import diff_reports, load_report, parse_report, render_diff
+
+    if old == new == "-":
+        raise InputError("only one of OLD and NEW can be '-' (stdin)")
+
+    def read(path: str) -> Any:
+        return parse_report(sys.stdin.read(), "<stdin>") if path == "-" else load_report(path)
 
     result = diff_reports(
-        load_report(old),
-        load_report(new),
+        read(old),
+        read(new),
         fail_on_rise=fail_on_rise,
         fail_on=fail_on,
         names=(old, new),

@@ -453,10 +453,12 @@ def test_recycle_finds_dormant_units_in_any_activation_unasked(tmp_path: Path) -
 
 
 R = f"{T}/reports"
+GATE = ["--fail-on-rise", "0.05"]
 DIFFS = [
-    ("diff.table.txt", ["diff", f"{R}/before.json", f"{R}/after.json"], 1),
-    ("diff.md", ["diff", f"{R}/before.json", f"{R}/after.json", "--format", "markdown"], 1),
-    ("diff.json", ["diff", f"{R}/before.json", f"{R}/after.json", "--format", "json"], 1),
+    ("diff.table.txt", ["diff", f"{R}/before.json", f"{R}/after.json", *GATE], 1),
+    # A pull-request comment: shows what changed, and gates only when asked.
+    ("diff.md", ["diff", f"{R}/before.json", f"{R}/after.json", "--format", "markdown"], 0),
+    ("diff.json", ["diff", f"{R}/before.json", f"{R}/after.json", "--format", "json", *GATE], 1),
 ]
 
 
@@ -470,17 +472,29 @@ def test_diff_golden_output(name: str, args: list[str], code: int, golden) -> No
 @pytest.mark.parametrize(
     ("extra", "code"),
     [
-        ([], 1),  # act1 rose 50 points, above the default 5
+        ([], 0),  # act1 rose 50 points, but no gate was asked
+        (["--fail-on-rise", "0.05"], 1),
         (["--fail-on-rise", "0.5"], 0),  # exactly the bound: not above it
         (["--fail-on-rise", "0.49"], 1),
         (["--fail-on-rise", "0.5", "--fail-on", "error"], 1),  # the new dead-layer error
         (["--fail-on-rise", "0.5", "--fail-on", "warning"], 1),
     ],
-    ids=["default", "at-bound", "below-bound", "new-error", "new-warning"],
+    ids=["no-gate", "above-bound", "at-bound", "below-bound", "new-error", "new-warning"],
 )
 def test_diff_exit_codes(extra: list[str], code: int) -> None:
     got, _, err = run("diff", f"{R}/before.json", f"{R}/after.json", *extra)
     assert got == code, err
+
+
+def test_diff_reads_one_report_from_stdin() -> None:
+    text = (ROOT / R / "before.json").read_text()
+    result = CliRunner().invoke(
+        main, ["diff", "-", f"{R}/after.json", *GATE, "--format", "json"], input=text
+    )
+    assert result.exit_code == 1, result.stderr
+    assert json.loads(result.stdout)["old"] == "-"
+    both = CliRunner().invoke(main, ["diff", "-", "-"], input=text)
+    assert both.exit_code == 2 and "only one of OLD and NEW" in both.stderr
 
 
 def test_diff_of_a_report_with_itself_passes() -> None:
@@ -507,3 +521,29 @@ def test_diff_refuses_what_is_not_a_report(tmp_path) -> None:
     junk.write_text('{"schema": "deadcheck.swap-plan/1"}')
     code, _, err = run("diff", str(junk), f"{R}/before.json")
     assert code == 2 and "is not a deadcheck report" in err and len(err.splitlines()) == 1
+
+
+def test_quiet_prints_nothing_but_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code, stdout, err = run("scan", f"{T}/planted.py", "-o", str(out), "--quiet")
+    assert code == 0 and err == "" and stdout == ""
+    code, _, err = run("scan", f"{T}/planted.py", "-o", str(out), "--force")
+    assert code == 0 and "deadcheck: wrote" in err
+    code, _, err = run("prune", f"{T}/planted.py", "-o", str(tmp_path / "p"), "-q")
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize(
+    ("total", "done", "elapsed", "line"),
+    [
+        (None, 3, 1.5, "deadcheck: batch 3, 2 batch/s"),
+        (10, 4, 2.0, "deadcheck: batch 4/10, 2 batch/s, 3s left"),
+        (10, 10, 2.0, "deadcheck: batch 10/10, 5 batch/s"),
+        (10, 0, 0.0, "deadcheck: batch 0/10"),
+    ],
+    ids=["no-total", "total-and-time-left", "done", "start"],
+)
+def test_the_progress_line_gives_rate_and_time_left(total, done, elapsed, line) -> None:
+    from deadcheck.cli import _Progress
+
+    assert _Progress(total).line(done, elapsed) == line

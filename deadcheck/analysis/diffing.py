@@ -30,6 +30,7 @@ __all__ = [
     "SiteChange",
     "diff_reports",
     "load_report",
+    "parse_report",
     "render_diff",
 ]
 
@@ -86,15 +87,23 @@ class ReportDiff:
     disappeared: tuple[str, ...]
     new_findings: tuple[FindingKey, ...]
     resolved_findings: tuple[FindingKey, ...]
-    fail_on_rise: float
+    #: The gate on a rise of the dead share (None: no gate, as when not asked).
+    fail_on_rise: float | None
     fail_on: str | None = None
     #: The other compared figures (every statistic's ``diff`` scalar but the dead share).
     figures: tuple[SiteChange, ...] = ()
 
     @property
     def rises(self) -> tuple[SiteChange, ...]:
-        """Sites whose dead share rose by more than ``fail_on_rise``."""
+        """Sites whose dead share rose by more than ``fail_on_rise`` (none without a gate)."""
+        if self.fail_on_rise is None:
+            return ()
         return tuple(s for s in self.sites if s.change > self.fail_on_rise + 1e-12)
+
+    @property
+    def risen(self) -> tuple[SiteChange, ...]:
+        """Sites whose dead share rose at all, gated or not."""
+        return tuple(s for s in self.sites if s.change > 1e-12)
 
     @property
     def failing_findings(self) -> tuple[FindingKey, ...]:
@@ -130,10 +139,19 @@ def load_report(path: str | Path) -> Report:
     path = Path(path)
     check_regular_file(path, "report")
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise InputError(f"no such report: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path} is not a JSON report: {error}") from None
+    return parse_report(text, str(path))
+
+
+def parse_report(text: str, path: str) -> Report:
+    """The :class:`Report` a JSON text holds (``path`` names it in errors)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, ValueError) as error:
         raise InputError(f"{path} is not a JSON report: {error}") from None
     except RecursionError:
         raise InputError(f"{path} is not a JSON report: nested too deeply") from None
@@ -162,7 +180,7 @@ def diff_reports(
     old: Report | dict[str, Any],
     new: Report | dict[str, Any],
     *,
-    fail_on_rise: float = 0.05,
+    fail_on_rise: float | None = None,
     fail_on: str | None = None,
     names: tuple[str, str] = ("old", "new"),
 ) -> ReportDiff:
@@ -170,9 +188,11 @@ def diff_reports(
 
     A dict is read with :meth:`Report.from_dict`, which checks every field: a
     dead share that is missing, NaN or outside [0, 1] is refused rather than
-    compared, so the gate fails closed.
+    compared, so the gate fails closed. Nothing fails unless a gate is asked:
+    ``fail_on_rise`` (a rise of any site's dead share by more than it) or
+    ``fail_on`` (a new finding at or above that severity).
     """
-    if not 0.0 <= fail_on_rise <= 1.0:
+    if fail_on_rise is not None and not 0.0 <= fail_on_rise <= 1.0:
         raise InputError(
             f"fail_on_rise must be in [0, 1], got {fail_on_rise}", option="fail_on_rise"
         )
@@ -222,6 +242,18 @@ def _signed(change: float) -> str:
     return f"{sign}{percent(abs(change))}" if change else "0%"
 
 
+def _passed(diff: ReportDiff) -> str:
+    if diff.fail_on_rise is not None:
+        return f"pass: no site's dead share rose by more than {percent(diff.fail_on_rise)}"
+    risen = len(diff.risen)
+    rose = f"the dead share rose at {risen} site(s)" if risen else "no site's dead share rose"
+    return (
+        f"{rose} (no gate: --fail-on-rise not given)"
+        if diff.fail_on is None
+        else (f"pass: no new finding at {diff.fail_on} or above; {rose}")
+    )
+
+
 def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
     """The diff as a terminal table, JSON, or Markdown for a pull-request comment."""
     if fmt == "json":
@@ -234,7 +266,7 @@ def render_diff(diff: ReportDiff, fmt: str = "table") -> str:
             + [f"new {f.severity} {f.code} at {f.site}" for f in diff.failing_findings]
         )
         if diff.fails
-        else f"pass: no site's dead share rose by more than {percent(diff.fail_on_rise)}"
+        else _passed(diff)
     )
     names = f"{md_text(diff.old)} -> {md_text(diff.new)}" if md else f"{diff.old} -> {diff.new}"
     lines = [f"# deadcheck diff: {names}" if md else names]
