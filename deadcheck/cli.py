@@ -428,6 +428,11 @@ def main() -> None:
     help="Write TensorBoard event files into this folder.",
 )
 @click.option(
+    "--step",
+    type=click.IntRange(min=0),
+    help="TensorBoard: the step this scan is (needed when the folder already holds a run).",
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False),
     help="Write a summary picture here (.png, .svg, .pdf or .jpg, by the suffix).",
@@ -449,6 +454,7 @@ def scan_command(
     force: bool,
     all_sites: bool,
     fail_on: str | None,
+    step: int | None,
     **options: Any,
 ) -> None:
     """Scan TARGET for dead units and dying layers.
@@ -472,8 +478,18 @@ def scan_command(
             raise InputError(f"--plot {plot}: {error}") from None
     from deadcheck.recording.distributed import rank
 
+    if tensorboard_dir is not None and step is None:
+        from deadcheck.output.tensorboard import has_events
+
+        if has_events(tensorboard_dir):
+            raise InputError(
+                f"--tensorboard {tensorboard_dir} already holds a run: give --step N to add "
+                "this scan as step N, or write into a new folder"
+            )
     if _is_series(options["weights"]):
-        _scan_series_command(target, fmt, output, tensorboard_dir, plot, force, fail_on, options)
+        _scan_series_command(
+            target, fmt, output, tensorboard_dir, plot, force, fail_on, options, step or 0
+        )
         return
     report = _run_scan(target, **options).report
     if rank() != 0:  # under torchrun, rank 0 reports
@@ -483,7 +499,7 @@ def scan_command(
     if tensorboard_dir is not None:
         from deadcheck.output.tensorboard import write_tensorboard
 
-        write_tensorboard(report, tensorboard_dir)
+        write_tensorboard(report, tensorboard_dir, step=step or 0)
         _note(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}")
     if plot is not None:
         from deadcheck.core.files import write_bytes_atomic
@@ -510,6 +526,7 @@ def _scan_series_command(
     force: bool,
     fail_on: str | None,
     options: dict[str, Any],
+    first_step: int = 0,
 ) -> None:
     """scan with several checkpoints: one report each, the trend across them."""
     from deadcheck.core.files import write_bytes_atomic, write_text_atomic
@@ -528,7 +545,7 @@ def _scan_series_command(
     if tensorboard_dir is not None:
         from deadcheck.output.tensorboard import write_reports
 
-        write_reports(series.reports, tensorboard_dir)
+        write_reports(series.reports, tensorboard_dir, first_step=first_step)
         _note(f"deadcheck: wrote TensorBoard events to {tensorboard_dir}")
     if plot is not None:
         write_bytes_atomic(plot, plot_series(series, format=plot_format(plot)), force=force)

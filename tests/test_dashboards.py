@@ -55,6 +55,18 @@ def test_event_files_hold_every_chart(scanned: Path) -> None:
     assert layout  # the grouped layout
 
 
+def test_a_second_scan_into_a_run_needs_its_step(scanned: Path) -> None:
+    args = ["scan", "tests/targets/planted.py", "--tensorboard", str(scanned / "tb")]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "already holds a run: give --step N" in again.stderr
+    stepped = CliRunner().invoke(main, [*args, "--step", "5"])
+    assert stepped.exit_code == 0, stepped.stderr
+    events = EventAccumulator(str(scanned / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("deadcheck/dead_fraction/act1")]
+    assert sorted(steps) == [0, 5]  # one point per scan, none piled onto step 0
+
+
 def test_plot_is_a_png(scanned: Path) -> None:
     data = (scanned / "scan.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

@@ -20,7 +20,14 @@ from deadcheck.output.plotting import heatmap_note, heatmap_rgb
 from deadcheck.results.report import Report
 from deadcheck.stats import STATS
 
-__all__ = ["custom_layout", "log_report", "open_writer", "write_reports", "write_tensorboard"]
+__all__ = [
+    "custom_layout",
+    "has_events",
+    "log_report",
+    "open_writer",
+    "write_reports",
+    "write_tensorboard",
+]
 
 
 def custom_layout() -> dict[str, Any]:
@@ -73,6 +80,12 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
         note = heatmap_note(report)
         if note:  # what the bounded heatmap binned or left out
             writer.add_text("deadcheck/zero_fraction_heatmap_note", note, step)
+
+
+def has_events(log_dir: str | Path) -> bool:
+    """Whether ``log_dir`` already holds TensorBoard event files (a run a new scan would join)."""
+    folder = Path(log_dir)
+    return folder.is_dir() and any(folder.rglob("events.out.tfevents.*"))
 
 
 def write_tensorboard(report: Report, log_dir: str | Path, step: int = 0) -> Path:
