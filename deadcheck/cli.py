@@ -177,19 +177,60 @@ def _input_options(func: F) -> F:
         click.option(
             "--weights",
             multiple=True,
-            help="State dict to load; for scan, a glob or the option repeated: a series.",
+            help="Weights to load: a torch or safetensors file, a save_pretrained folder, or "
+            "a torchvision weight name (DEFAULT); for scan, a glob or repeated: a series.",
         ),
         click.option(
             "--plan",
             type=click.Path(dir_okay=False),
-            help="Swap plan (swap_plan.json) to apply before loading --weights.",
+            help="Swap or prune plan to apply before loading --weights.",
         ),
         click.option(
             "--unsafe-pickle",
             is_flag=True,
-            help="Allow --weights files that need pickled code (runs code from the file).",
+            help="Allow files that need pickled code (--weights, or a torch.save(model) "
+            "TARGET): runs code from the file.",
+        ),
+        click.option(
+            "--allow-download",
+            is_flag=True,
+            help="hf:NAME: let transformers download what the local cache lacks.",
+        ),
+        click.option(
+            "--data",
+            type=click.Path(exists=False),
+            help="Real inputs: an image folder, a tensor file (.pt, .npy, .safetensors), or "
+            "a text file for hf: targets.",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=8,
+            show_default=True,
+            help="--data: samples per batch.",
+        ),
+        click.option(
+            "--image-size",
+            type=click.IntRange(min=1),
+            help="--data images: resize and crop to this [default: the model's own, else 224].",
+        ),
+        click.option(
+            "--seq-len",
+            type=click.IntRange(min=1),
+            help="--data text: tokens per sample [default: 128, at most the model's positions].",
         ),
         click.option("--input-shape", help="Random inputs of this shape, e.g. 8,3,224,224."),
+        click.option(
+            "--input-dtype",
+            type=click.Choice(["float", "long"]),
+            help="Random inputs: float (normal) or long (token ids, below --vocab) "
+            "[default: long for hf: targets].",
+        ),
+        click.option(
+            "--vocab",
+            type=click.IntRange(min=1),
+            help="Random token ids are below this [default: from the config or first Embedding].",
+        ),
         click.option(
             "--batches", type=int, help="Number of batches to feed [default: all, or 4 random]."
         ),
@@ -270,6 +311,13 @@ def _scan_kwargs(
     *,
     plan: str | None,
     unsafe_pickle: bool,
+    allow_download: bool,
+    data: str | None,
+    batch_size: int,
+    image_size: int | None,
+    seq_len: int | None,
+    input_dtype: str | None,
+    vocab: int | None,
     input_shape: str | None,
     batches: int | None,
     seed: int,
@@ -291,6 +339,13 @@ def _scan_kwargs(
     return {
         "plan": plan,
         "allow_pickle": unsafe_pickle,
+        "allow_download": allow_download,
+        "data": data,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "seq_len": seq_len,
+        "input_dtype": input_dtype,
+        "vocab": vocab,
         "input_shape": input_shape,
         "batches": batches,
         "seed": seed,
@@ -370,6 +425,10 @@ def _run_scan(
     finally:
         progress.close()
     scanned = getattr(done, "scan", done)
+    if scanned.inputs:
+        _note(f"deadcheck: fed {scanned.inputs}")
+    for note in scanned.notes:
+        _note(f"deadcheck: note: {note}")
     if scanned.asked is not None and 0 < scanned.fed < scanned.asked:
         _note(
             f"deadcheck: note: --batches {batches} asked for more than {scanned.target.name} "

@@ -278,10 +278,11 @@ def test_model_error_shows_users_traceback_marked_as_theirs() -> None:
     assert "deadcheck/scanning.py" not in err  # our frames are not the user's concern
 
 
-def test_input_label_batches_get_a_hint() -> None:
-    code, _, err = run("scan", f"{T}/labelled.py")
-    assert code == 3
-    assert "hint: the batch is a tuple of 2" in err and "for x, _ in loader" in err
+def test_input_label_batches_feed_their_inputs_and_say_so_once() -> None:
+    code, out, err = run("scan", f"{T}/labelled.py", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["samples"] == 4
+    assert err.count("batches are (inputs, labels) pairs and the model takes one input") == 1
 
 
 def test_no_cuda_here_is_a_clear_error() -> None:

@@ -112,6 +112,18 @@ def _hint(model: nn.Module, batch: Any, error: BaseException) -> str | None:
             "yield only the inputs: `for x, _ in loader: yield x`"
         )
     text = str(error)
+    embeds = any(isinstance(m, nn.Embedding) for m in model.modules())
+    if (
+        isinstance(batch, torch.Tensor)
+        and batch.is_floating_point()
+        and embeds
+        and ("indices" in text or "Long" in text)
+    ):
+        return (
+            f"the batch is {str(batch.dtype).replace('torch.', '')} but the model embeds token "
+            "ids: feed integer inputs (the command line: --input-dtype long [--vocab N], or "
+            "--data with real tokens)"
+        )
     if isinstance(batch, torch.Tensor) and ("dtype" in text or "scalar type" in text):
         params = {p.dtype for p in model.parameters()}
         theirs = ", ".join(sorted(str(d).replace("torch.", "") for d in params)) or "none"

@@ -1,8 +1,10 @@
 """Turn a TARGET string into a model and its inputs, and load weights safely.
 
-TARGET forms: ``path/model.py``, ``path/model.py:NAME``, ``package.module:NAME``
-and ``torchvision:NAME``. A model file defines ``model`` (an ``nn.Module`` or a
-zero-argument callable returning one) and may define ``batches()``,
+TARGET forms: ``path/model.py``, ``path/model.py:NAME``, ``package.module:NAME``,
+``torchvision:NAME``, ``timm:NAME``, ``hf:PATH_OR_NAME`` and (with
+``--unsafe-pickle``) a ``torch.save(model)`` file. A model file defines
+``model`` (an ``nn.Module`` or a zero-argument callable returning one) and
+may define ``batches()``,
 ``example_input`` or ``example_inputs()``.
 """
 
@@ -17,7 +19,6 @@ import math
 import os
 import sys
 import warnings
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from deadcheck.core.files import check_regular_file
 from deadcheck.recording.feeding import call_model, to_device
 from deadcheck.repair.pruning import PRUNE_SCHEMA, PrunePlan, apply_prune_plan
 from deadcheck.repair.swapping import SwapPlan, apply_plan
+from deadcheck.workflows.checkpoints import load_weights
+from deadcheck.workflows.hub import hf_model, timm_model
 
 __all__ = [
     "Target",
@@ -62,6 +65,13 @@ class Target:
     default_shape: tuple[int, ...] | None = None
     #: ``loss(output, batch)`` from the target file, for gradient statistics (None: none).
     loss: Callable[[Any, Any], Any] | None = None
+    #: The model's own image preprocessing (timm's data config, torchvision weights'
+    #: ``transforms()``), for ``--data`` image folders; None: the documented default.
+    preprocess: Callable[[Any], torch.Tensor] | None = None
+    #: The model's tokenizer (``hf:`` targets), for ``--data`` text files.
+    tokenizer: Any = None
+    #: Random inputs: integer token ids below ``vocab`` when set, else standard normal.
+    vocab: int | None = None
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -319,10 +329,62 @@ def _torchvision(name: str) -> Target:
     )
 
 
-def load_target(spec: str) -> Target:
-    """Load TARGET; bad input raises :class:`InputError`, the user's code :class:`ModelError`."""
+def _hf(spec: str, allow_download: bool) -> Target:
+    model, config, tokenizer = hf_model(spec, allow_download=allow_download)
+    vocab = getattr(config, "vocab_size", None)
+    length = min(32, int(getattr(config, "max_position_embeddings", 32) or 32))
+    return Target(
+        name=f"hf:{spec}",
+        model=model,
+        default_shape=(2, length) if vocab else None,
+        tokenizer=tokenizer,
+        vocab=vocab if isinstance(vocab, int) and vocab > 0 else None,
+    )
+
+
+def _timm(name: str) -> Target:
+    model, shape, preprocess = timm_model(name)
+    return Target(name=f"timm:{name}", model=model, default_shape=shape, preprocess=preprocess)
+
+
+#: What a whole pickled model (``torch.save(model)``) may be called.
+_PICKLED = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def _pickled(path: Path, allow_pickle: bool) -> Target:
+    if not allow_pickle:
+        raise InputError(
+            f"{path} as TARGET is a pickled model, and loading it runs code from the file; "
+            "pass --unsafe-pickle only if you trust it (or give a model file and --weights)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ModelError(f"loading {path}", error, stage=Stage.BUILD) from error
+    if not isinstance(model, nn.Module):
+        raise InputError(
+            f"{path} holds a {type(model).__name__}, not a model: give it as --weights "
+            "to a model file that builds the model"
+        )
+    return Target(name=str(path), model=model)
+
+
+def load_target(spec: str, *, allow_pickle: bool = False, allow_download: bool = False) -> Target:
+    """Load TARGET; bad input raises :class:`InputError`, the user's code :class:`ModelError`.
+
+    ``allow_pickle`` lets a ``torch.save(model)`` file be TARGET;
+    ``allow_download`` lets ``hf:NAME`` fetch what the local cache lacks.
+    """
     if spec.startswith("torchvision:"):
         return _torchvision(spec.split(":", 1)[1])
+    if spec.startswith("timm:"):
+        return _timm(spec.split(":", 1)[1])
+    if spec.startswith("hf:"):
+        return _hf(spec.split(":", 1)[1], allow_download)
+    if Path(spec).suffix in _PICKLED and Path(spec).is_file():
+        return _pickled(Path(spec), allow_pickle)
     if spec.endswith(".py") or ".py:" in spec:
         file, _, attr = spec.rpartition(":") if ".py:" in spec else (spec, "", "model")
         path = Path(file)
@@ -335,136 +397,14 @@ def load_target(spec: str) -> Target:
             )
         return _from_namespace(_import_module(module_name), attr, module_name, spec)
     if Path(spec).exists():
-        raise InputError(f"{spec}: expected a .py file, package.module:NAME or torchvision:NAME")
-    raise InputError(
-        f"no such target {spec!r}: expected path/model.py, package.module:NAME or torchvision:NAME"
-    )
-
-
-def _state_dict_from(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            inner = obj.get(key)
-            if isinstance(inner, dict) and inner and all(isinstance(k, str) for k in inner):
-                obj = inner
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(f"{path} holds no state dict (a mapping of names to tensors)")
-    bad_key = next((k for k in obj if not isinstance(k, str)), None)
-    if bad_key is not None:
-        raise InputError(f"{path} holds no state dict: key {str(bad_key)[:40]!r} is not a name")
-    for key, value in obj.items():
-        odd = _odd_tensor(value)
-        if odd:
-            raise InputError(f"{path}: {key[:80]} is {odd}; deadcheck loads dense real tensors")
-    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel/DDP
-        obj = {k[len("module.") :]: v for k, v in obj.items()}
-    return obj
-
-
-def _odd_tensor(value: torch.Tensor) -> str | None:
-    """What makes a checkpoint tensor unloadable here, in words, or None."""
-    if value.is_meta:
-        return "a meta tensor (no data)"
-    if value.layout != torch.strided:
-        return f"a {str(value.layout).replace('torch.', '')} tensor"
-    if value.is_quantized:
-        return "a quantized tensor"
-    if value.is_complex():
-        return "a complex tensor (loading it into real weights would drop the imaginary part)"
-    return None
-
-
-def _check_archive_size(path: Path, model: nn.Module) -> None:
-    """Refuse an archive whose tensors claim far more bytes than the model holds.
-
-    Checked from the zip directory before anything is read or inflated: a
-    1 MB deflated checkpoint may claim a 1 GiB tensor.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            claimed = sum(i.file_size for i in archive.infolist() if "/data/" in i.filename)
-    except (zipfile.BadZipFile, OSError):
-        return  # torch.load says what is wrong with it
-    own = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    allowed = 2 * own + (64 << 20)
-    if claimed > allowed:
         raise InputError(
-            f"{path} claims {claimed:,} bytes of tensors, but the model holds {own:,}: "
-            "not a checkpoint of this model (refused before reading it)"
+            f"{spec}: expected a .py file, package.module:NAME, torchvision:NAME, "
+            "timm:NAME or hf:PATH"
         )
-
-
-#: How a torch checkpoint starts: a zip archive (torch.save since 1.6) or a pickle (older).
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_MAGIC = b"\x80"
-
-
-def _shape(tensor: torch.Tensor) -> str:
-    return "(" + ", ".join(str(d) for d in tensor.shape) + ")"
-
-
-def _check_checkpoint_file(path: Path) -> None:
-    """Refuse a file that cannot be a torch checkpoint, saying what it seems to be."""
-    with path.open("rb") as handle:
-        head = handle.read(512)
-    if not head:
-        raise InputError(f"{path} is empty, not a torch checkpoint")
-    if head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC):
-        return
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(
-            f"{path} is not a torch checkpoint (no torch.save archive or pickle header)"
-        ) from None
-    looks = "Python source" if path.suffix == ".py" or "import " in text else "text"
-    raise InputError(f"{path} is {looks}, not a torch checkpoint (a file torch.save wrote)")
-
-
-def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = False) -> None:
-    """Load a state dict into ``model`` with ``weights_only=True`` unless ``allow_pickle``.
-
-    A checkpoint that needs pickled code is refused; one that does not fit
-    names the first missing and unexpected keys.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such weights file: {path}")
-    _check_checkpoint_file(path)
-    _check_archive_size(path, model)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the one line below says what went wrong
-            obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except Exception as error:
-        text = str(error)
-        if not allow_pickle and ("weights_only" in text or "Unpickl" in type(error).__name__):
-            raise InputError(
-                f"{path} needs pickled code to load, which can run anything; "
-                "allow it (--unsafe-pickle, allow_pickle=True) only if you trust the file"
-            ) from None
-        raise InputError(f"cannot load {path}: {text.splitlines()[0] if text else error}") from None
-    state = _state_dict_from(obj, path)
-    own = model.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            raise InputError(
-                f"{path} does not fit the model: {key} is {_shape(value)} in the file but "
-                f"{_shape(own[key])} in the model (a checkpoint of another size or variant?)"
-            )
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        parts = []
-        if result.missing_keys:
-            parts.append(f"{len(result.missing_keys)} missing (first: {result.missing_keys[0]})")
-        if result.unexpected_keys:
-            parts.append(
-                f"{len(result.unexpected_keys)} unexpected (first: {result.unexpected_keys[0]})"
-            )
-        raise InputError(f"{path} does not fit the model: keys " + ", ".join(parts))
+    raise InputError(
+        f"no such target {spec!r}: expected path/model.py, package.module:NAME, "
+        "torchvision:NAME, timm:NAME or hf:PATH"
+    )
 
 
 def random_batches(
