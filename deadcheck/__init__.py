@@ -63,6 +63,7 @@ _EXPORTS = {
     "ModelError": "deadcheck.core.errors",
     "RecordingError": "deadcheck.core.errors",
     "SwapError": "deadcheck.core.errors",
+    "TrainingModeWarning": "deadcheck.core.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
         ModelError,
         RecordingError,
         SwapError,
+        TrainingModeWarning,
     )
     from deadcheck.core.findings import Code, Finding, Severity
     from deadcheck.core.options import RecordingOptions

@@ -501,3 +501,30 @@ def test_grad_modes_in_any_order_count_exactly(monkeypatch, counting_path, modes
     for site in stats.sites:
         assert site.calls == 3
         reference.check(site)
+
+
+def test_record_warns_once_about_a_model_in_training_mode() -> None:
+    import warnings
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.ReLU())
+    x = torch.randn(4, 3)
+    with (
+        pytest.warns(deadcheck.TrainingModeWarning, match="call model.eval"),
+        deadcheck.record(model),
+    ):
+        model(x)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with deadcheck.record(model) as rec:
+            model(x)
+            model(x)  # once per recorder
+        with deadcheck.record(model.eval()):
+            model(x)
+        with deadcheck.record(model.train(), training_only=True):
+            model(x)
+        deadcheck.scan(model, [x], train=True)  # the mode asked for
+        rec = deadcheck.record(model)
+        rec.warn_training = False
+        with rec:
+            model(x)
+    assert [type(w.message) for w in seen].count(deadcheck.TrainingModeWarning) == 1

@@ -20,6 +20,7 @@ __all__ = [
     "ModelError",
     "RecordingError",
     "SwapError",
+    "TrainingModeWarning",
 ]
 
 EXIT_OK = 0
@@ -64,6 +65,14 @@ class RecordingError(DeadcheckError, RuntimeError):
 
 class SwapError(DeadcheckError, ValueError):
     """The swap cannot be done as asked; the message names each site and why. Exit status 2."""
+
+
+class TrainingModeWarning(UserWarning):
+    """``record()`` saw a model in training mode: Dropout and BatchNorm change the counts.
+
+    Silence it with ``warnings.filterwarnings("ignore", category=deadcheck.TrainingModeWarning)``,
+    or with ``recorder.warn_training = False``.
+    """
 
 
 class Stage(str, Enum):

@@ -1,7 +1,7 @@
 """Show a :class:`~deadcheck.results.report.Report` in one of the text formats.
 
 Each format is one module (:mod:`~deadcheck.output.table`,
-:mod:`~deadcheck.output.markdown`, JSON here); :data:`RENDERERS` is the one
+:mod:`~deadcheck.results.display`, JSON here); :data:`RENDERERS` is the one
 list of them, which the CLI's choices come from.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from deadcheck.core.formats import FORMATS, Format
 from deadcheck.core.jsontext import dumps
-from deadcheck.output.markdown import render_markdown
 from deadcheck.output.table import render_table
+from deadcheck.results.display import render_markdown
 from deadcheck.results.report import Report
 
 __all__ = ["FORMATS", "RENDERERS", "render", "render_json", "render_markdown", "render_table"]

@@ -6,8 +6,7 @@ import textwrap
 
 from deadcheck.core.escaping import terminal
 from deadcheck.core.findings import Severity
-from deadcheck.output.columns import columns, legends
-from deadcheck.output.summary import assumed_axes, summary
+from deadcheck.results.display import assumed_axes, columns, legends, summary
 from deadcheck.results.report import Report
 from deadcheck.stats.base import Column, Judged
 

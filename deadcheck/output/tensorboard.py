@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from deadcheck.core.findings import SEVERITIES
-from deadcheck.output.markdown import findings_markdown
 from deadcheck.output.plotting import heatmap_note, heatmap_rgb
+from deadcheck.results.display import findings_markdown
 from deadcheck.results.report import Report
 from deadcheck.stats import STATS
 

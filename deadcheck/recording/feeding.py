@@ -208,6 +208,7 @@ def scan(
         torch.enable_grad() if loss is not None else torch.no_grad(),
         record(model, chosen, target=target) as recorder,
     ):
+        recorder.warn_training = False  # the mode is the one asked for (train=)
         while True:
             try:
                 try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from deadcheck.analysis.judging import analyze
-from deadcheck.core.errors import InputError, RecordingError
+from deadcheck.core.errors import InputError, RecordingError, TrainingModeWarning
 from deadcheck.core.options import RecordingKwargs, RecordingOptions, recording_options
 from deadcheck.core.sites import SiteId, UncountedSite
 from deadcheck.recording.activations import ActivationCall, is_family_module, module_call
@@ -210,6 +211,9 @@ class Recorder:
         **kwargs: Unpack[RecordingKwargs],
     ) -> None:
         self.options = recording_options(options, kwargs)
+        #: Warn (once) when a pass runs in training mode outside ``training_only``;
+        #: ``record()`` turns it on, ``scan`` (which sets the mode itself) off.
+        self.warn_training = False
         if not isinstance(model, nn.Module):
             raise TypeError(f"record() needs an nn.Module, got {type(model).__name__}")
         if isinstance(model, torch.jit.ScriptModule):
@@ -363,6 +367,15 @@ class Recorder:
 
     def _new_pass(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """The outermost call of this model: a new forward pass starts."""
+        if self.warn_training and self.model.training and not self._training_only:
+            self.warn_training = False
+            warnings.warn(
+                "deadcheck.record: the model is in training mode, so Dropout and BatchNorm "
+                "behave as in training and the counts differ from eval mode; call "
+                "model.eval() first, or record(..., training_only=True) inside a training loop",
+                TrainingModeWarning,
+                stacklevel=4,
+            )
         self._namer.new_pass()
         self._produced.clear()
         self._samples += _batch_size(args, kwargs, self._batch_axis)
@@ -650,4 +663,6 @@ def record(
     sample per tensor. Forward passes that gradient checkpointing recomputes
     during backward are not counted again.
     """
-    return Recorder(model, options, target=target, **kwargs)
+    recorder = Recorder(model, options, target=target, **kwargs)
+    recorder.warn_training = True
+    return recorder

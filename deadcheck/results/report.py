@@ -15,9 +15,10 @@ from typing import Any
 
 from deadcheck.core.checks import check, count, text_or_none
 from deadcheck.core.findings import Code, Finding, Severity, at_or_above, worst
-from deadcheck.core.kinds import KINDS
+from deadcheck.core.kinds import KINDS, kind
 from deadcheck.core.sites import SiteFacts, SiteId
 from deadcheck.core.thresholds import Thresholds
+from deadcheck.results import display
 from deadcheck.stats import STATS
 from deadcheck.stats.dormant import dormant_fraction
 from deadcheck.stats.slope import slopes
@@ -104,6 +105,11 @@ class SiteReport(SiteFacts):
     def slopes(self) -> tuple[float, ...]:
         """The slope as a tuple: one per unit, one shared, or none (ReLU, ReLU6)."""
         return slopes(self)
+
+    def __repr__(self) -> str:
+        dead = len(self.dead_units) if self.family and not kind(self.kind).leaky else None
+        shown = f", {dead} dead" if dead is not None else ""
+        return f"SiteReport({self.name!r}, {self.kind}, {self.units} units{shown})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -213,6 +219,36 @@ class Report:
     def fails(self, fail_on: Severity | str) -> bool:
         """True when a finding is at or above ``fail_on``."""
         return any(at_or_above(f.severity, fail_on) for f in self.findings)
+
+    def __repr__(self) -> str:
+        return f"Report({display.summary(self)})"
+
+    def _repr_markdown_(self) -> str:
+        """What a notebook shows in a Markdown cell: the Markdown report."""
+        return display.render_markdown(self)
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the summary, the findings and the first sites as a table."""
+        return display.render_html(self)
+
+    def to_dataframe(self) -> Any:
+        """One row per site with its scalar figures (pandas, an optional extra).
+
+        Columns: ``site``, ``kind``, ``units``, then every figure that is one
+        number per site (``dead_fraction``, ``mean_zero_fraction``, ...).
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Report.to_dataframe needs pandas: pip install pandas") from None
+        rows = []
+        for site in self.sites:
+            row: dict[str, Any] = {"site": site.name, "kind": site.kind, "units": site.units}
+            for stat in STATS:
+                for scalar in stat.scalars:
+                    row[scalar.key] = scalar.value(site)
+            rows.append(row)
+        return pandas.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report, schema ``deadcheck.report/1``."""

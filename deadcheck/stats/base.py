@@ -15,7 +15,7 @@ A :class:`Stat` says, in one file of :mod:`deadcheck.stats`:
   histograms, and whether ``diff`` compares a scalar.
 
 Reset, settle, pack, reduce and unpack (:mod:`deadcheck.recording.counting`),
-JSON (:mod:`deadcheck.results`), columns (:mod:`deadcheck.output.columns`)
+JSON (:mod:`deadcheck.results`), columns (:mod:`deadcheck.results.display`)
 and TensorBoard loop over the declarations; none names a statistic.
 """
 

@@ -42,6 +42,12 @@ class Snapshot:
     report: Report
     stats: Stats | None = None
 
+    def __repr__(self) -> str:
+        return f"Snapshot(step {self.step}: {self.report!r})"
+
+    def _repr_html_(self) -> str:
+        return f"<p>step {self.step}</p>" + self.report._repr_html_()
+
 
 class Monitor:
     """Log dead units over training to TensorBoard and flag layers whose dead share keeps rising.
