@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import pytest
@@ -57,7 +58,7 @@ class _ProcessGroupCleanup(pl.Callback):
             torch.distributed.destroy_process_group()
 
 
-def _trainer(root: Path, callback, **kwargs) -> pl.Trainer:
+def _trainer(root: Path, callback, logger: Any = None, **kwargs) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         default_root_dir=root,
@@ -65,7 +66,7 @@ def _trainer(root: Path, callback, **kwargs) -> pl.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        logger=pl.loggers.TensorBoardLogger(root),
+        logger=logger if logger is not None else pl.loggers.TensorBoardLogger(root),
         **kwargs,
     )
 
@@ -86,7 +87,22 @@ def test_lightning_logs_writes_the_report_and_flags_the_dying_layer(tmp_path: Pa
     tags = events.Tags()["scalars"]
     assert "deadcheck/dead_fraction/net.3" in tags and "val_loss" in tags
     assert [e.step for e in events.Scalars("deadcheck/dead_fraction/net.3")] == [4, 8]
+    assert events.Tensors("custom_scalars__config__")  # the grouped layout, in the trainer's run
     assert not any(m._forward_hooks for m in trainer.lightning_module.modules())
+
+
+def test_lightning_csv_logger_gets_the_headline_figures(tmp_path: Path) -> None:
+    import csv
+
+    callback = LightningCallback(every=2)
+    logger = pl.loggers.CSVLogger(tmp_path, name="csv")
+    trainer = _trainer(tmp_path, callback, logger=logger, max_epochs=1)
+    trainer.fit(Module(lr=0.01, dead_layer=True), _loader())
+    with open(Path(logger.log_dir) / "metrics.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("deadcheck/dead_fraction/net.3")]
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert all(float(r["deadcheck/dead_fraction/net.3"]) == 1.0 for r in rows)  # planted
+    assert all(float(r["deadcheck/findings/error"]) >= 1 for r in rows)
 
 
 def test_lightning_fail_on_error_stops_training_early(tmp_path: Path) -> None:
@@ -131,8 +147,11 @@ def _bert_run(output: Path, checkpointing: bool, callback, dead: bool = False) -
         seed=0,
         disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+    callbacks = callback if isinstance(callback, list) else [callback]
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)
     trainer.train()
+    for c in callbacks:
+        c.history_seen = list(trainer.state.log_history)
     return trainer.state.global_step
 
 
@@ -147,6 +166,26 @@ def test_hf_trainer_counts_are_the_same_with_gradient_checkpointing(tmp_path: Pa
     assert [s["units"] for s in a["sites"]] == [32, 32]
     history = [[s.report.samples for s in c.watch.monitor.history] for c in (plain, checkpointed)]
     assert history == [[24, 24], [24, 24]]
+
+
+def test_hf_trainer_log_history_holds_the_headline_figures(tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    class Reporter(TrainerCallback):  # stands for W&B, MLflow, ...: a reporting callback
+        def __init__(self) -> None:
+            self.logged: list[dict] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and any(k.startswith("deadcheck/") for k in logs):
+                self.logged.append(dict(logs))
+
+    callback, reporter = HFCallback(every=3), Reporter()
+    _bert_run(tmp_path, False, [reporter, callback], dead=True)
+    dead = "deadcheck/dead_fraction/bert.encoder.layer.0.intermediate.intermediate_act_fn"
+    history = [h for h in callback.history_seen if dead in h]
+    assert [h["step"] for h in history] == [3, 6]
+    assert all(h[dead] == 1.0 for h in history)
+    assert [r[dead] for r in reporter.logged] == [1.0, 1.0]
 
 
 def test_hf_trainer_fail_on_stops_training(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from deadcheck.core.errors import InputError
 from deadcheck.core.findings import SEVERITIES, Finding, at_or_above
 from deadcheck.core.options import RecordingOptions
 from deadcheck.core.thresholds import Thresholds
+from deadcheck.output.tensorboard import report_scalars
 from deadcheck.training.monitor import Monitor, Snapshot
 from deadcheck.training.recycler import Recycler
 
@@ -71,6 +72,8 @@ class Watch:
             options=recording,
         )
         self.recycler: Recycler | None = None
+        #: The snapshot the last step took (None: it took none), for the trainer's loggers.
+        self.fresh: Snapshot | None = None
         self._model = model
         self._recycled_at = 0
 
@@ -87,6 +90,7 @@ class Watch:
     def step(self) -> Finding | None:
         """Count one training step; the finding that should stop training, if any."""
         snapshot: Snapshot | None = self.monitor.step()
+        self.fresh = snapshot
         if snapshot is None:
             return None
         recycler = self.recycler
@@ -122,6 +126,11 @@ class Watch:
         finally:
             if self.recycler is not None:
                 self.recycler.close()
+
+
+def figures(snapshot: Snapshot) -> dict[str, float]:
+    """What a trainer's loggers get from a snapshot: the headline figures by tag."""
+    return report_scalars(snapshot.report)
 
 
 def stop_message(finding: Finding) -> str:

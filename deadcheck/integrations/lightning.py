@@ -4,13 +4,16 @@
 >>> trainer = Trainer(callbacks=[DeadcheckCallback(every=100)])
 
 It attaches a Monitor at fit start (training passes only: validation is left
-out), steps it after every training batch, logs the ``deadcheck/...`` charts
-through the trainer's TensorBoard logger when there is one (else into
-``default_root_dir/deadcheck``), stops training through ``trainer.should_stop``
-on a finding at or above ``fail_on``, and at fit end writes the last report to
-``deadcheck.json`` in the log directory. Under the DDP strategy every rank
-steps the Monitor, the counts are summed over ranks, and rank 0 writes. Works
-with ``lightning`` or ``pytorch_lightning``, whichever is installed.
+out) and steps it after every training batch. It logs the ``deadcheck/...``
+charts through the trainer's TensorBoard logger when there is one (scalars,
+histograms, the heatmap and the Custom Scalars layout; else into
+``default_root_dir/deadcheck``), and gives the headline figures to every
+other logger the trainer has (``log_metrics``: CSV, W&B, MLflow, ...). It
+stops training through ``trainer.should_stop`` on a finding at or above
+``fail_on``, and at fit end writes the last report to ``deadcheck.json`` in
+the log directory. Under the DDP strategy every rank steps the Monitor, the
+counts are summed over ranks, and rank 0 writes. Works with ``lightning`` or
+``pytorch_lightning``, whichever is installed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ except ImportError:  # the older package name
     import pytorch_lightning as pl  # type: ignore[no-redef,assignment]
     from pytorch_lightning.loggers import TensorBoardLogger  # type: ignore[no-redef,assignment]
 
-from deadcheck.integrations._core import Options, Watch, stop_message
+from deadcheck.integrations._core import Options, Watch, figures, stop_message
 
 __all__ = ["DeadcheckCallback"]
 
@@ -79,6 +82,13 @@ class DeadcheckCallback(pl.Callback):  # type: ignore[misc]
         if self.watch is None:
             return
         finding = self.watch.step()
+        if self.watch.fresh is not None and trainer.global_rank == 0:
+            # The trainer's other loggers (CSV, W&B, MLflow, ...) get the headline figures;
+            # a TensorBoard logger's writer already has them, with histograms and the layout.
+            values = figures(self.watch.fresh)
+            for logger in trainer.loggers:
+                if not isinstance(logger, TensorBoardLogger):
+                    logger.log_metrics(values, step=trainer.global_step)
         if finding is not None:
             self.stopped_by = stop_message(finding)
             pl.utilities.rank_zero_warn(self.stopped_by)

@@ -25,6 +25,7 @@ __all__ = [
     "has_events",
     "log_report",
     "open_writer",
+    "report_scalars",
     "write_reports",
     "write_tensorboard",
 ]
@@ -50,14 +51,32 @@ def open_writer(log_dir: str | Path) -> Any:
     return writer
 
 
-def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = True) -> None:
-    """Log ``report`` to a ``SummaryWriter`` (or anything with its methods) at ``step``."""
+def report_scalars(report: Report) -> dict[str, float]:
+    """The report's headline figures by tag: what a trainer's logger (CSV, W&B, MLflow) gets.
+
+    ``deadcheck/<scalar>/<site>`` for every declared per-site scalar, and
+    ``deadcheck/findings/<severity>`` counts: the same tags TensorBoard shows.
+    """
+    values: dict[str, float] = {}
     for site in report.sites:
         for stat in STATS:
             for scalar in stat.scalars:
                 value = scalar.value(site)
                 if value is not None:
-                    writer.add_scalar(f"deadcheck/{scalar.key}/{site.name}", value, step)
+                    values[f"deadcheck/{scalar.key}/{site.name}"] = float(value)
+    for severity in SEVERITIES:
+        values[f"deadcheck/findings/{severity}"] = float(
+            sum(f.severity is severity for f in report.findings)
+        )
+    return values
+
+
+def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = True) -> None:
+    """Log ``report`` to a ``SummaryWriter`` (or anything with its methods) at ``step``."""
+    for tag, value in report_scalars(report).items():
+        writer.add_scalar(tag, value, step)
+    for site in report.sites:
+        for stat in STATS:
             for histogram in stat.histograms:
                 values = histogram.values(site)
                 if not values:
@@ -68,9 +87,6 @@ def log_report(writer: Any, report: Report, step: int = 0, *, heatmap: bool = Tr
                     bins = np.linspace(low, high, count)
                 tag = f"deadcheck/{histogram.key}/{site.name}"
                 writer.add_histogram(tag, np.asarray(values), step, bins=bins)
-    for severity in SEVERITIES:
-        count = sum(f.severity is severity for f in report.findings)
-        writer.add_scalar(f"deadcheck/findings/{severity}", count, step)
     text = findings_markdown(report.findings) if report.findings else "no findings"
     writer.add_text("deadcheck/findings", text, step)
     if heatmap and report.sites:

@@ -22,7 +22,7 @@ from deadcheck.analysis.judging import analyze
 from deadcheck.analysis.trends import Trend, rising_findings
 from deadcheck.core.options import RecordingKwargs, RecordingOptions
 from deadcheck.core.thresholds import Thresholds
-from deadcheck.output.tensorboard import log_report, open_writer
+from deadcheck.output.tensorboard import custom_layout, log_report, open_writer
 from deadcheck.recording.distributed import rank
 from deadcheck.recording.recorder import Recorder
 from deadcheck.results.report import Report
@@ -99,6 +99,7 @@ class Monitor:
         self.history: list[Snapshot] = []
         self._steps = 0
         self._own_writer = False
+        self._layout_added = False
         self._writer = writer
         self._log_dir = log_dir
         if recorder is not None and (options is not None or kwargs):
@@ -151,6 +152,12 @@ class Monitor:
         self.history.append(snapshot)
         writer = self._ensure_writer()
         if writer is not None:
+            if not self._own_writer and not self._layout_added:
+                # A writer of the trainer's: it gets the grouped layout once, as ours do.
+                add = getattr(writer, "add_custom_scalars", None)
+                if add is not None:
+                    add(custom_layout())
+                self._layout_added = True
             log_report(writer, report, self._steps, heatmap=self.heatmap)
             writer.flush()
         return snapshot
