@@ -52,7 +52,7 @@ def born_dead_share(width: int, depth: int, variant: str, inputs: torch.Tensor) 
     generator = torch.Generator().manual_seed(width * 1000 + depth)
     dead = 0
     for _ in range(NETS):
-        model = net(width, depth, variant, generator)
+        model = net(width, depth, variant, generator).eval()
         with torch.no_grad(), deadcheck.record(model) as recorder:
             model(inputs)
         report = recorder.report()

@@ -61,9 +61,7 @@ def mlp() -> nn.Sequential:
 
 def shares(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
     """Dead and dormant share of all hidden units on inputs ``x``."""
-    with torch.no_grad(), deadcheck.record(model, dormant_sums=True) as rec:
-        model(x)
-    report = deadcheck.analyze(rec.stats(), dormant=TAU)
+    report = deadcheck.scan(model, [x], dormant=TAU)  # eval mode, then the mode it was in
     units = sum(site.units for site in report.sites)
     dead = sum(len(site.dead_units) for site in report.sites)
     dormant = sum(len(site.dormant_units or ()) for site in report.sites)

@@ -71,6 +71,7 @@ class Outcome:
 
 def measure(name: str, model: nn.Module, data: tuple[torch.Tensor, ...]) -> Outcome:
     x_train, _, x_test, y_test = data
+    model.eval()  # judged as it will be used
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
         with deadcheck.record(model) as recorder:

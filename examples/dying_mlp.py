@@ -64,7 +64,7 @@ def batches() -> Iterator[torch.Tensor]:
 if __name__ == "__main__":
     import deadcheck
 
-    net = model()
+    net = model().eval()
     with torch.no_grad(), deadcheck.record(net) as recorder:
         for batch in batches():
             net(batch)

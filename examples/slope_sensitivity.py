@@ -58,6 +58,7 @@ def run(slope: float, data: tuple[torch.Tensor, ...]) -> tuple[list[float], floa
         if step in CHECKPOINTS:
             with torch.no_grad():
                 losses.append(nn.functional.cross_entropy(net(x), y).item())
+    net.eval()
     with torch.no_grad(), deadcheck.record(net) as recorder:
         accuracy = (net(x_test).argmax(1) == y_test).float().mean().item()
         net(x)

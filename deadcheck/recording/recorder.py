@@ -23,6 +23,7 @@ import types
 import warnings
 from collections.abc import Mapping
 from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -374,7 +375,7 @@ class Recorder:
                 "behave as in training and the counts differ from eval mode; call "
                 "model.eval() first, or record(..., training_only=True) inside a training loop",
                 TrainingModeWarning,
-                stacklevel=4,
+                stacklevel=_user_frame(),
             )
         self._namer.new_pass()
         self._produced.clear()
@@ -640,6 +641,18 @@ class Recorder:
     def report(self, **thresholds: Any) -> Report:
         """``analyze(self.stats(), **thresholds)``: the analysed report."""
         return analyze(self.stats(), **thresholds)
+
+
+def _user_frame() -> int:
+    """The stack level of the first frame outside torch and deadcheck: the user's ``model(x)``."""
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)
+    inside = (Path(torch.__file__).parent, Path(__file__).parents[1])
+    while frame is not None and any(
+        Path(frame.f_code.co_filename).is_relative_to(folder) for folder in inside
+    ):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def record(
