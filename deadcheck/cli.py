@@ -463,8 +463,34 @@ def _origin(target_spec: str, input_shape: str | None) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deadcheck")
-def main() -> None:
-    """Find dead and dying ReLU units in a PyTorch model, and repair them."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Find dead and dying ReLU units in a PyTorch model, and repair them.
+
+    Defaults for any option may be set in [tool.deadcheck] of the project's
+    pyproject.toml (found from the working directory up); the command line wins.
+    """
+    from deadcheck.core.project import find_pyproject, project_settings
+
+    path = find_pyproject()
+    if path is None or ctx.invoked_subcommand is None:
+        return
+    try:
+        settings = project_settings(path)
+    except InputError as error:
+        raise click.UsageError(str(error)) from None
+    command = main.get_command(ctx, ctx.invoked_subcommand)
+    if command is None:
+        return
+    names = {p.name for p in command.params if isinstance(p, click.Option)}
+    known = {p.name for c in main.commands.values() for p in c.params}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise click.UsageError(
+            f"{path}: [tool.deadcheck] has {unknown[0].replace('_', '-')!r}, "
+            "which is no deadcheck option"
+        )
+    ctx.default_map = {ctx.invoked_subcommand: {k: v for k, v in settings.items() if k in names}}
 
 
 @main.command("scan")

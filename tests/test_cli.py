@@ -548,3 +548,23 @@ def test_the_progress_line_gives_rate_and_time_left(total, done, elapsed, line) 
     from deadcheck.cli import _Progress
 
     assert _Progress(total).line(done, elapsed) == line
+
+
+def test_pyproject_tool_deadcheck_sets_defaults_and_the_command_line_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "theirs"\n\n[tool.deadcheck]\ndying = 0.75\nfail-on = "warning"\n'
+    )
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # found from the working directory up
+    target = str(ROOT / T / "planted.py")
+    code, out, _ = run("scan", target, "--format", "json")
+    assert code == 1  # fail-on warning, from the file
+    assert json.loads(out)["thresholds"]["dying"] == 0.75
+    code, out, _ = run("scan", target, "--format", "json", "--dying", "0.5", "--fail-on", "error")
+    assert code == 1 and json.loads(out)["thresholds"]["dying"] == 0.5
+    (tmp_path / "pyproject.toml").write_text("[tool.deadcheck]\ndyin = 0.75\n")
+    code, _, err = run("scan", target)
+    assert code == 2 and "'dyin', which is no deadcheck option" in err
+    assert len(err.strip().splitlines()) == 1
