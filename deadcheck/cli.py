@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from functools import wraps
@@ -33,6 +32,7 @@ from deadcheck.core.errors import (
 from deadcheck.core.findings import SEVERITIES
 from deadcheck.core.formats import FORMATS
 from deadcheck.core.options import ACTIVATIONS
+from deadcheck.core.progress import ProgressLine
 from deadcheck.core.thresholds import Thresholds
 from deadcheck.core.version import __version__
 
@@ -107,38 +107,6 @@ class _Group(click.Group):
             click.echo(f"deadcheck: error: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
-
-
-class _Progress:
-    """Batches done, with the rate and time left, on stderr: only on a terminal, never quiet."""
-
-    def __init__(self, total: int | None) -> None:
-        self.total = total
-        self.done = 0
-        self.enabled = sys.stderr.isatty() and not _quiet()
-        self._start = time.monotonic()
-
-    def __call__(self, done: int) -> None:
-        self.done = done
-        if self.enabled:
-            click.echo(
-                f"\r\033[K{self.line(done, time.monotonic() - self._start)}", err=True, nl=False
-            )
-
-    def line(self, done: int, elapsed: float) -> str:
-        """``deadcheck: batch 3/10, 4.2 batch/s, 2s left``: the total and time left where known."""
-        of = f"/{self.total}" if self.total else ""
-        text = f"deadcheck: batch {done}{of}"
-        if elapsed > 0 and done:
-            rate = done / elapsed
-            text += f", {rate:.3g} batch/s"
-            if self.total and self.total > done:
-                text += f", {(self.total - done) / rate:.0f}s left"
-        return text
-
-    def close(self) -> None:
-        if self.enabled:
-            click.echo("\r\033[K", err=True, nl=False)
 
 
 def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -412,7 +380,7 @@ def _run_scan(
         click.get_current_context().call_on_close(dist.destroy_process_group)
     batches = kwargs["batches"]
     input_shape = kwargs["input_shape"]
-    progress = _Progress(batches)
+    progress = ProgressLine(batches, enabled=sys.stderr.isatty() and not _quiet())
     try:
         with _user_prints_to_stderr():
             done = runner(

@@ -545,9 +545,9 @@ def test_quiet_prints_nothing_but_the_report(tmp_path: Path) -> None:
     ids=["no-total", "total-and-time-left", "done", "start"],
 )
 def test_the_progress_line_gives_rate_and_time_left(total, done, elapsed, line) -> None:
-    from deadcheck.cli import _Progress
+    from deadcheck.core.progress import ProgressLine
 
-    assert _Progress(total).line(done, elapsed) == line
+    assert ProgressLine(total).line(done, elapsed) == line
 
 
 def test_pyproject_tool_deadcheck_sets_defaults_and_the_command_line_wins(

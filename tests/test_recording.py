@@ -528,3 +528,15 @@ def test_record_warns_once_about_a_model_in_training_mode() -> None:
         with rec:
             model(x)
     assert [type(w.message) for w in seen].count(deadcheck.TrainingModeWarning) == 1
+
+
+def test_scan_shows_progress_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    batches = [torch.randn(2, 3) for _ in range(3)]
+    seen: list[int] = []
+    quiet = deadcheck.scan(model, batches, progress=seen.append)
+    assert seen == [1, 2, 3]
+    shown = deadcheck.scan(model, batches, progress=True)
+    assert shown == quiet
+    err = capsys.readouterr().err
+    assert "deadcheck" in err and "/3" in err and "batch" in err  # tqdm: stderr is no terminal

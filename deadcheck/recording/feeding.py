@@ -10,7 +10,7 @@ deadcheck's own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from deadcheck.analysis.judging import analyze
 from deadcheck.core.checks import is_number
 from deadcheck.core.errors import DeadcheckError, InputError, ModelError, Stage
 from deadcheck.core.options import RecordingKwargs, RecordingOptions, recording_options
+from deadcheck.core.progress import progress_for
 from deadcheck.core.thresholds import Thresholds
 from deadcheck.recording.recorder import record
 from deadcheck.results.report import Report
@@ -159,7 +160,7 @@ def scan(
     device: torch.device | str | None = None,
     train: bool = False,
     target: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | bool | None = None,
     thresholds: Thresholds | None = None,
     dormant: float | None = None,
     loss: Callable[[Any, Any], torch.Tensor] | None = None,
@@ -177,6 +178,8 @@ def scan(
     A tensor batch is passed as is, a tuple or list as positional arguments, a
     dict as keyword arguments; ``inputs`` itself being a tensor is one batch.
     Ctrl-C stops early and returns what was seen, marked ``partial``.
+    ``progress`` is called with the batches done; ``progress=True`` shows them
+    (a line on a terminal, a tqdm bar in a notebook).
 
     ``loss(output, batch)`` runs backward after each batch, for the gradient
     statistics (``gradients=True``, which needs it); the parameters'
@@ -197,6 +200,38 @@ def scan(
                 option="dormant",
             )
         chosen = replace(chosen, dormant_sums=True)  # a threshold (0.0 too) records the sums
+    bar = None
+    if progress is True:  # a line on a terminal, a tqdm bar in a notebook
+        total = (
+            len(inputs)
+            if isinstance(inputs, Sized) and not isinstance(inputs, torch.Tensor)
+            else None
+        )
+        bar = progress_for(1 if isinstance(inputs, torch.Tensor) else total)
+        progress = bar
+    elif progress is False:
+        progress = None
+    try:
+        return _scan(
+            model, inputs, device, train, target, progress, thresholds, dormant, loss, chosen
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _scan(
+    model: nn.Module,
+    inputs: Iterable[Any] | torch.Tensor,
+    device: torch.device | str | None,
+    train: bool,
+    target: str | None,
+    progress: Callable[[int], None] | None,
+    thresholds: Thresholds | None,
+    dormant: float | None,
+    loss: Callable[[Any, Any], torch.Tensor] | None,
+    chosen: RecordingOptions,
+) -> Report:
     where = torch.device(device) if device is not None else model_device(model)
     seen = 0
     partial = False
