@@ -113,7 +113,9 @@ def test_lightning_fail_on_error_stops_training_early(tmp_path: Path) -> None:
     assert callback.stopped_by is not None and "dead-layer at net.3" in callback.stopped_by
 
 
-def _bert_run(output: Path, checkpointing: bool, callback, dead: bool = False) -> int:
+def _bert_run(
+    output: Path, checkpointing: bool, callback, dead: bool = False, report_to: Any = ()
+) -> int:
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
     torch.manual_seed(0)
@@ -140,7 +142,7 @@ def _bert_run(output: Path, checkpointing: bool, callback, dead: bool = False) -
         output_dir=str(output),
         per_device_train_batch_size=8,
         max_steps=6,
-        report_to=[],
+        report_to=list(report_to),
         use_cpu=True,
         gradient_checkpointing=checkpointing,
         save_strategy="no",
@@ -186,6 +188,21 @@ def test_hf_trainer_log_history_holds_the_headline_figures(tmp_path: Path) -> No
     assert [h["step"] for h in history] == [3, 6]
     assert all(h[dead] == 1.0 for h in history)
     assert [r[dead] for r in reporter.logged] == [1.0, 1.0]
+
+
+def test_hf_trainer_tensorboard_run_holds_the_charts_and_the_layout(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _bert_run(tmp_path, False, HFCallback(every=3), dead=True, report_to=["tensorboard"])
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert [p.name for p in runs if p.name == "deadcheck"] == []  # no run of its own
+    assert len(runs) == 1  # the trainer's own run
+    events = EventAccumulator(str(runs[0]))
+    events.Reload()
+    dead = "deadcheck/dead_fraction/bert.encoder.layer.0.intermediate.intermediate_act_fn"
+    assert [e.step for e in events.Scalars(dead)] == [3, 6]  # once each: no duplicate from on_log
+    assert events.Tensors("custom_scalars__config__")
+    assert any("loss" in tag for tag in events.Tags()["scalars"])  # the trainer's own charts
 
 
 def test_hf_trainer_fail_on_stops_training(tmp_path: Path) -> None:
