@@ -55,18 +55,27 @@ def _user_frames(error: BaseException) -> str:
     return "".join(keep)
 
 
+def _has_own_frames(frames: str) -> bool:
+    """Whether a traceback passes through the user's files, not only installed packages."""
+    files = [line for line in frames.splitlines() if line.startswith('  File "')]
+    installed = ("site-packages", "dist-packages", f"{os.sep}lib{os.sep}python")
+    return any(not any(part in line for part in installed) for line in files)
+
+
 def _handle_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ModelError as error:
+            frames = _user_frames(error.original)
+            whose = "your code" if _has_own_frames(frames) else "the model's library code"
             click.echo(
-                f"deadcheck: your code raised an error while {error.where} "
-                "(traceback from your code follows)",
+                f"deadcheck: {whose} raised an error while {error.where} "
+                f"(traceback from {whose} follows)",
                 err=True,
             )
-            click.echo(_user_frames(error.original).rstrip(), err=True)
+            click.echo(frames.rstrip(), err=True)
             if error.hint:
                 click.echo(f"deadcheck: hint: {error.hint}", err=True)
             sys.exit(error.exit_code)

@@ -378,3 +378,9 @@ def test_scan_of_one_tensor_is_one_batch() -> None:
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
     report = deadcheck.scan(model, torch.randn(7, 2))
     assert report.samples == 7
+
+
+def test_an_error_inside_library_code_says_so(bert_folder: Path) -> None:
+    code, _, err = run("scan", f"hf:{bert_folder}", "--vocab", "1000", "--batches", "1")
+    assert code == 3  # ids beyond the 50 embeddings: raised inside transformers and torch
+    assert "the model's library code raised an error while forward pass on batch 0" in err
