@@ -6,8 +6,10 @@ unpacking loop over those declarations. The counts (states with a ``read``)
 are summed by one shared read of each activation, described below.
 
 On the CPU, the compiled kernel of :mod:`deadcheck.recording.kernel` counts each call
-in one read where it is built; everywhere else (CUDA, no compiler, tensors it
-declines) the pure-torch count below runs, with the same counts bit for bit.
+in one read where it is built, and on CUDA the Triton kernel of
+:mod:`deadcheck.recording.gpu_kernel` where Triton is installed; everywhere
+else (no compiler, no Triton, tensors they decline) the pure-torch count
+below runs, with the same counts bit for bit.
 
 Per call, a site maps the activation to an indicator, ``ceil(clamp(x, 0, 1))``:
 1 for every positive value (however tiny), 0 for zero and below, NaN for NaN
@@ -38,7 +40,7 @@ import torch.distributed as dist
 from deadcheck.core.errors import RecordingError
 from deadcheck.core.options import RecordingOptions
 from deadcheck.core.sites import SiteId
-from deadcheck.recording import kernel
+from deadcheck.recording import gpu_kernel, kernel
 from deadcheck.recording.activations import ActivationCall
 from deadcheck.recording.distributed import all_reduce
 from deadcheck.recording.units import Layout, unit_axis_and_source
@@ -170,12 +172,26 @@ def count_units(
     for a unit that saw a NaN.
     """
     x, axis, dims = _per_unit(x, axis)
-    if kernel.active() and x.device.type == "cpu":
-        positive = torch.zeros(x.shape[axis], dtype=torch.float32)
-        high = None if cap is None else torch.zeros(x.shape[axis], dtype=torch.float32)
-        if kernel.count_into(x, axis, positive, high, cap):
+    native = kernel.active() and x.device.type == "cpu"
+    if native or (x.device.type == "cuda" and gpu_kernel.available()):
+        positive = torch.zeros(x.shape[axis], dtype=torch.float32, device=x.device)
+        high = None if cap is None else torch.zeros_like(positive)
+        if _count_into(x, axis, positive, high, cap):
             return positive, high
     return _indicator_sums(x, dims, cap)
+
+
+def _count_into(
+    x: torch.Tensor,
+    axis: int,
+    positive: torch.Tensor,
+    saturated: torch.Tensor | None,
+    cap: float | None,
+) -> bool:
+    """One read of ``x`` into the windows: the C kernel on the CPU, Triton on CUDA."""
+    if x.device.type == "cuda":
+        return gpu_kernel.count_into(x, axis, positive, saturated, cap)
+    return kernel.count_into(x, axis, positive, saturated, cap)
 
 
 def _window_parts(x: torch.Tensor, axis: int, positions: int) -> list[torch.Tensor]:
@@ -316,7 +332,7 @@ class SiteCounter:
             n = part.numel() // units if units else 0
             if self.window_positions + n >= WINDOW:
                 self.settle()
-            if not kernel.count_into(part, self.axis, positive, at_cap, cap):
+            if not _count_into(part, self.axis, positive, at_cap, cap):
                 # the kernel declined this tensor: count with pure torch, not the kernel again
                 flat, _, dims = _per_unit(part, self.axis)
                 positives, high = _indicator_sums(flat, dims, cap)

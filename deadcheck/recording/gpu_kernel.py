@@ -1,0 +1,169 @@
+"""A one-read counting kernel for GPU activations, in Triton.
+
+On CUDA, the pure-torch count (:func:`deadcheck.recording.counting.count_units`)
+launches several kernels per activation (an indicator, its sum, and more for
+the cap and NaN); for a small-batch convnet the launches alone can cost more
+than the activation. This kernel reads each value once and adds, per unit,
+the positions with x > 0 (NaN for a unit that saw a NaN) and with x >= cap
+into the same float32 windows, with float32 atomic adds of whole numbers
+below 2**24: exact, so the order of the adds cannot change a count, and the
+counts equal the pure-torch path's bit for bit. Nothing waits for the device.
+
+The activation is read in memory order as (outer, units, inner), as the CPU
+kernel reads it; each program takes a tile of units by positions. The cap is
+compared in the activation's own dtype (rounded to it on the host, as torch
+rounds a scalar), so a bf16 ReLU6 counts the positions torch counts.
+
+It is optional: used for CUDA tensors where Triton is installed, else the
+pure-torch path runs. ``DEADCHECK_KERNEL=torch`` turns it off too. Its
+exactness is tested on the CPU under Triton's interpreter
+(``TRITON_INTERPRET=1``), which ``count_into(..., interpret=True)`` allows;
+``benchmarks/gpu.py`` measures it on a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Any
+
+import torch
+
+__all__ = ["available", "count_into"]
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_MAX_ELEMENTS = 1 << 31
+
+
+@functools.cache
+def _kernel() -> Any:
+    """The jitted kernel, made once (None where Triton is missing)."""
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:
+        return None
+
+    @triton.jit
+    def count_kernel(
+        x_ptr,
+        positive_ptr,
+        saturated_ptr,
+        positions,
+        units,
+        inner,
+        cap,
+        HAS_CAP: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        BLOCK_U: tl.constexpr,
+    ):
+        p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P).to(tl.int64)
+        u = tl.program_id(1).to(tl.int64) * BLOCK_U + tl.arange(0, BLOCK_U).to(tl.int64)
+        outer = p // inner
+        within = p % inner
+        offsets = outer[None, :] * (units * inner) + u[:, None] * inner + within[None, :]
+        mask = (u[:, None] < units) & (p[None, :] < positions)
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        counted = tl.sum(tl.where(mask & (x > 0), 1.0, 0.0), axis=1)
+        nan = tl.max(tl.where(mask & (x != x), 1, 0), axis=1)
+        counted = tl.where(nan > 0, float("nan"), counted)
+        keep = u < units
+        tl.atomic_add(positive_ptr + u, counted, mask=keep)
+        if HAS_CAP:
+            high = tl.sum(tl.where(mask & (x >= cap), 1.0, 0.0), axis=1)
+            tl.atomic_add(saturated_ptr + u, high, mask=keep)
+
+    return count_kernel
+
+
+def available() -> bool:
+    """Whether GPU activations can be counted by the Triton kernel here."""
+    return os.environ.get("DEADCHECK_KERNEL", "").strip().lower() != "torch" and (
+        _kernel() is not None
+    )
+
+
+def _layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
+    """``x`` in memory order as (outer, units, inner), or None when it is not dense."""
+    shape, strides = x.shape, x.stride()
+    order = sorted(range(x.ndim), key=lambda d: strides[d], reverse=True)
+    if not (x.is_contiguous() or x.permute(order).is_contiguous()):
+        return None
+    if x.is_contiguous():
+        order = list(range(x.ndim))
+    at = order.index(axis)
+    return (
+        math.prod(shape[d] for d in order[:at]),
+        shape[axis],
+        math.prod(shape[d] for d in order[at + 1 :]),
+    )
+
+
+def _window_ok(window: torch.Tensor | None, x: torch.Tensor, units: int) -> bool:
+    return window is None or (
+        window.dtype == torch.float32
+        and window.device == x.device
+        and window.is_contiguous()
+        and window.numel() == units
+    )
+
+
+def count_into(
+    x: torch.Tensor,
+    axis: int,
+    positive: torch.Tensor,
+    saturated: torch.Tensor | None,
+    cap: float | None,
+    *,
+    interpret: bool = False,
+) -> bool:
+    """Add per-unit counts of ``x`` along ``axis`` into float32 windows, if the kernel takes ``x``.
+
+    The same contract as :func:`deadcheck.recording.kernel.count_into`: False,
+    having changed nothing, for a tensor the kernel declines (the caller then
+    counts with pure torch). ``interpret`` lets CPU tensors through, for
+    Triton's interpreter (``TRITON_INTERPRET=1``) in tests.
+    """
+    if not available() or type(x) is not torch.Tensor or x.dtype not in _DTYPES:
+        return False
+    if x.device.type != "cuda" and not interpret:
+        return False
+    if (
+        x.ndim == 0
+        or x.is_neg()
+        or x.numel() >= _MAX_ELEMENTS
+        or (cap is not None and saturated is None)
+    ):
+        return False
+    layout = _layout(x, axis)
+    if layout is None:
+        return False
+    outer, units, inner = layout
+    if not (_window_ok(positive, x, units) and _window_ok(saturated, x, units)):
+        return False
+    positions = outer * inner
+    if positions == 0 or units == 0:
+        return True
+    # The cap as the activation's dtype holds it: torch compares a tensor with a scalar so.
+    cap_value = 0.0 if cap is None else float(torch.tensor(cap, dtype=x.dtype))
+    if inner == 1:  # units contiguous (a Linear's features): tiles wide in units
+        block_u = min(64, 1 << max(0, (units - 1).bit_length()))
+        block_p = 32
+    else:  # positions contiguous per unit (channels): tiles long in positions
+        block_u = 1
+        block_p = min(1024, 1 << max(4, (positions - 1).bit_length()))
+    grid = (-(-positions // block_p), -(-units // block_u))
+    _kernel()[grid](
+        x,
+        positive,
+        saturated if saturated is not None else positive,
+        positions,
+        units,
+        inner,
+        cap_value,
+        HAS_CAP=cap is not None,
+        BLOCK_P=block_p,
+        BLOCK_U=block_u,
+    )
+    return True
