@@ -23,14 +23,16 @@ exactness is tested on the CPU under Triton's interpreter
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-__all__ = ["available", "count_into"]
+__all__ = ["available", "count_into", "disabled"]
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _MAX_ELEMENTS = 1 << 31
@@ -77,11 +79,25 @@ def _kernel() -> Any:
     return count_kernel
 
 
+_off = False
+
+
 def available() -> bool:
     """Whether GPU activations can be counted by the Triton kernel here."""
-    return os.environ.get("DEADCHECK_KERNEL", "").strip().lower() != "torch" and (
-        _kernel() is not None
-    )
+    if _off or os.environ.get("DEADCHECK_KERNEL", "").strip().lower() == "torch":
+        return False
+    return _kernel() is not None
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Count GPU activations with pure torch inside the block (the benchmark's comparison)."""
+    global _off
+    saved, _off = _off, True
+    try:
+        yield
+    finally:
+        _off = saved
 
 
 def _layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
