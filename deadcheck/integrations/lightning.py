@@ -6,8 +6,8 @@
 It attaches a Monitor at fit start (training passes only: validation is left
 out) and steps it after every training batch. It logs the ``deadcheck/...``
 charts through the trainer's TensorBoard logger when there is one (scalars,
-histograms, the heatmap and the Custom Scalars layout; else into
-``default_root_dir/deadcheck``), and gives the headline figures to every
+histograms, the heatmap and the Custom Scalars layout; else into a
+``deadcheck/`` folder in ``trainer.log_dir``), and gives the headline figures to every
 other logger the trainer has (``log_metrics``: CSV, W&B, MLflow, ...). It
 stops training through ``trainer.should_stop`` on a finding at or above
 ``fail_on``, and at fit end writes the last report to ``deadcheck.json`` in
