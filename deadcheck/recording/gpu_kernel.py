@@ -5,14 +5,16 @@ launches several kernels per activation (an indicator, its sum, and more for
 the cap and NaN); for a small-batch convnet the launches alone can cost more
 than the activation. This kernel reads each value once and adds, per unit,
 the positions with x > 0 (NaN for a unit that saw a NaN) and with x >= cap
-into the same float32 windows, with float32 atomic adds of whole numbers
-below 2**24: exact, so the order of the adds cannot change a count, and the
-counts equal the pure-torch path's bit for bit. Nothing waits for the device.
+into the same float32 windows. It compares the floats' bits as integers, as
+the CPU kernel does (exact for denormals whatever the device's flush-to-zero
+mode), and adds with float32 atomic adds of whole numbers below 2**24: exact,
+so the order of the adds cannot change a count, and the counts equal the
+pure-torch path's bit for bit. Nothing waits for the device.
 
 The activation is read in memory order as (outer, units, inner), as the CPU
-kernel reads it; each program takes a tile of units by positions. The cap is
-compared in the activation's own dtype (rounded to it on the host, as torch
-rounds a scalar), so a bf16 ReLU6 counts the positions torch counts.
+kernel reads it; each program takes a tile of units by positions. A cap that
+is not positive, or that the activation's dtype does not hold exactly, is
+left to pure torch, as on the CPU.
 
 It is optional: used for CUDA tensors where Triton is installed, else the
 pure-torch path runs. ``DEADCHECK_KERNEL=torch`` turns it off too. Its
@@ -25,12 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from deadcheck.recording.kernel import bit_format, cap_bits_for, dense_layout
 
 __all__ = ["available", "count_into", "disabled"]
 
@@ -55,7 +58,9 @@ def _kernel() -> Any:
         positions,
         units,
         inner,
-        cap,
+        cap_bits,
+        inf_bits,
+        abs_mask,
         HAS_CAP: tl.constexpr,
         BLOCK_P: tl.constexpr,
         BLOCK_U: tl.constexpr,
@@ -66,14 +71,17 @@ def _kernel() -> Any:
         within = p % inner
         offsets = outer[None, :] * (units * inner) + u[:, None] * inner + within[None, :]
         mask = (u[:, None] < units) & (p[None, :] < positions)
-        x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        counted = tl.sum(tl.where(mask & (x > 0), 1.0, 0.0), axis=1)
-        nan = tl.max(tl.where(mask & (x != x), 1, 0), axis=1)
-        counted = tl.where(nan > 0, float("nan"), counted)
+        # The float's bits as a signed integer: > 0 exactly for x > 0 (denormals too,
+        # whatever the device's flush-to-zero mode), NaN above +inf's bits.
+        bits = tl.load(x_ptr + offsets, mask=mask, other=0).to(tl.int32)
+        nan = mask & ((bits & abs_mask) > inf_bits)
+        counted = tl.sum(tl.where(mask & (bits > 0) & ~nan, 1.0, 0.0), axis=1)
+        seen_nan = tl.max(tl.where(nan, 1, 0), axis=1)
+        counted = tl.where(seen_nan > 0, float("nan"), counted)
         keep = u < units
         tl.atomic_add(positive_ptr + u, counted, mask=keep)
         if HAS_CAP:
-            high = tl.sum(tl.where(mask & (x >= cap), 1.0, 0.0), axis=1)
+            high = tl.sum(tl.where(mask & (bits >= cap_bits) & ~nan, 1.0, 0.0), axis=1)
             tl.atomic_add(saturated_ptr + u, high, mask=keep)
 
     return count_kernel
@@ -98,22 +106,6 @@ def disabled() -> Iterator[None]:
         yield
     finally:
         _off = saved
-
-
-def _layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
-    """``x`` in memory order as (outer, units, inner), or None when it is not dense."""
-    shape, strides = x.shape, x.stride()
-    order = sorted(range(x.ndim), key=lambda d: strides[d], reverse=True)
-    if not (x.is_contiguous() or x.permute(order).is_contiguous()):
-        return None
-    if x.is_contiguous():
-        order = list(range(x.ndim))
-    at = order.index(axis)
-    return (
-        math.prod(shape[d] for d in order[:at]),
-        shape[axis],
-        math.prod(shape[d] for d in order[at + 1 :]),
-    )
 
 
 def _window_ok(window: torch.Tensor | None, x: torch.Tensor, units: int) -> bool:
@@ -152,7 +144,7 @@ def count_into(
         or (cap is not None and saturated is None)
     ):
         return False
-    layout = _layout(x, axis)
+    layout = dense_layout(x, axis)
     if layout is None:
         return False
     outer, units, inner = layout
@@ -161,8 +153,16 @@ def count_into(
     positions = outer * inner
     if positions == 0 or units == 0:
         return True
-    # The cap as the activation's dtype holds it: torch compares a tensor with a scalar so.
-    cap_value = 0.0 if cap is None else float(torch.tensor(cap, dtype=x.dtype))
+    fmt = bit_format(x.dtype)
+    if fmt is None:
+        return False
+    int_dtype, inf_bits = fmt
+    cap_bits = 0
+    if cap is not None:
+        found = cap_bits_for(cap, x.dtype)  # a positive cap the dtype holds exactly
+        if found is None:
+            return False
+        cap_bits = found
     if inner == 1:  # units contiguous (a Linear's features): tiles wide in units
         block_u = min(64, 1 << max(0, (units - 1).bit_length()))
         block_p = 32
@@ -171,13 +171,15 @@ def count_into(
         block_p = min(1024, 1 << max(4, (positions - 1).bit_length()))
     grid = (-(-positions // block_p), -(-units // block_u))
     _kernel()[grid](
-        x,
+        x.view(int_dtype),
         positive,
         saturated if saturated is not None else positive,
         positions,
         units,
         inner,
-        cap_value,
+        cap_bits,
+        inf_bits,
+        (1 << (8 * x.element_size() - 1)) - 1,
         HAS_CAP=cap is not None,
         BLOCK_P=block_p,
         BLOCK_U=block_u,

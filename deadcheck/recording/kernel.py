@@ -27,7 +27,16 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["ENV", "active", "count_into", "disabled", "status"]
+__all__ = [
+    "ENV",
+    "active",
+    "bit_format",
+    "cap_bits_for",
+    "count_into",
+    "dense_layout",
+    "disabled",
+    "status",
+]
 
 #: The environment variable that, set to ``torch``, makes deadcheck count with pure torch.
 ENV = "DEADCHECK_KERNEL"
@@ -74,7 +83,13 @@ _INF_BITS = {dtype: _bits(math.inf, dtype) for dtype in _FORMATS}
 _cap_bits: dict[tuple[float, torch.dtype], int | None] = {}
 
 
-def _cap_bits_for(cap: float, dtype: torch.dtype) -> int | None:
+def bit_format(dtype: torch.dtype) -> tuple[torch.dtype, int] | None:
+    """The signed integer dtype a float dtype is read as, and +inf's bits in it (None: no float)."""
+    fmt = _FORMATS.get(dtype)
+    return None if fmt is None else (fmt[1], _INF_BITS[dtype])
+
+
+def cap_bits_for(cap: float, dtype: torch.dtype) -> int | None:
     """``cap``'s bits in ``dtype``, or None where integer order would not be float order.
 
     That is a cap that is not positive and finite, or one that ``dtype`` does
@@ -118,7 +133,7 @@ def status() -> str:
     return f"compiled kernel, {threads}"
 
 
-def _dense_layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
+def dense_layout(x: torch.Tensor, axis: int) -> tuple[int, int, int] | None:
     """``x`` in memory order as (outer, units, inner), or None when it is not dense."""
     shape = x.shape
     if x.is_contiguous():
@@ -148,11 +163,11 @@ def _plan(x: torch.Tensor, axis: int, cap: float | None) -> _Plan | None:
         return None
     cap_bits = 0
     if cap is not None:
-        found = _cap_bits_for(cap, x.dtype)
+        found = cap_bits_for(cap, x.dtype)
         if found is None:
             return None
         cap_bits = found
-    layout = _dense_layout(x, axis)
+    layout = dense_layout(x, axis)
     if layout is None:
         return None
     outer, units, inner = layout

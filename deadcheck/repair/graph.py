@@ -21,6 +21,7 @@ __all__ = [
     "TorchLeafTracer",
     "called_function",
     "occurrence_problem",
+    "replace_everywhere",
     "site_nodes",
     "trace_problem",
 ]
@@ -105,3 +106,22 @@ def trace_problem(error: BaseException) -> str:
     """An exception from tracing, in a few words: ``TypeError: first line``."""
     first = str(error).splitlines()[0][:120] if str(error) else ""
     return f"{type(error).__name__}: {first}"
+
+
+def replace_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> nn.Module:
+    """Put ``new`` wherever the model holds ``old`` (a module may sit under several names).
+
+    Returns the model, or ``new`` when ``old`` is the model itself. Where it is
+    held is found before anything changes, since ``new`` may hold ``old``.
+    """
+    if model is old:
+        return new
+    holders = [
+        (module, name)
+        for module in model.modules()
+        for name, child in module._modules.items()
+        if child is old
+    ]
+    for module, name in holders:
+        setattr(module, name, new)
+    return model

@@ -41,6 +41,7 @@ from deadcheck.core.errors import InputError, SwapError
 from deadcheck.core.kinds import kind
 from deadcheck.repair.chains import Chain, Graphs, find_chain, locate
 from deadcheck.repair.folder import write_repair
+from deadcheck.repair.graph import replace_everywhere
 from deadcheck.results.report import Report
 from deadcheck.results.stats import Stats
 
@@ -322,20 +323,6 @@ def _smaller(module: nn.Module, keep_out: list[int], keep_in: list[int]) -> nn.M
     return new
 
 
-def _replace_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> nn.Module:
-    if model is old:
-        return new
-    holders = [
-        (parent, name)
-        for parent in model.modules()
-        for name, child in parent._modules.items()
-        if child is old
-    ]
-    for parent, name in holders:
-        setattr(parent, name, new)
-    return model
-
-
 def _path_of(model: nn.Module, module: nn.Module) -> str:
     for path, candidate in model.named_modules(remove_duplicate=False):
         if candidate is module:
@@ -452,9 +439,7 @@ def prune(
                 tuple(keep_in),
             )
         )
-        pruned_model = _replace_everywhere(
-            pruned_model, module, _smaller(module, keep_out, keep_in)
-        )
+        pruned_model = replace_everywhere(pruned_model, module, _smaller(module, keep_out, keep_in))
     result_plan = PrunePlan(tuple(modules), removed)
     return PruneResult(
         pruned_model, result_plan, removed, skipped, kept, before, count_parameters(pruned_model)
@@ -481,7 +466,7 @@ def apply_prune_plan(model: nn.Module, plan: PrunePlan | str | Path) -> nn.Modul
             )
         found.append((module, entry))
     for module, entry in found:
-        model = _replace_everywhere(
+        model = replace_everywhere(
             model, module, _smaller(module, list(entry.keep_out), list(entry.keep_in))
         )
     return model

@@ -62,6 +62,7 @@ from deadcheck.repair.folder import write_repair
 from deadcheck.repair.graph import (
     OwnCodeTracer,
     occurrence_problem,
+    replace_everywhere,
     site_nodes,
     trace_problem,
 )
@@ -548,22 +549,6 @@ def _rewrite_caller(
     return _set_submodule(model, caller_path, gm), new_names
 
 
-def _replace_everywhere(model: nn.Module, old: nn.Module, new: nn.Module) -> nn.Module:
-    """Put ``new`` wherever the model holds ``old`` (a module may sit under several names)."""
-    if model is old:
-        return new
-    # Where it is held, found before anything changes (``new`` may hold ``old`` itself).
-    holders = [
-        (module, name)
-        for module in model.modules()
-        for name, child in module._modules.items()
-        if child is old
-    ]
-    for module, name in holders:
-        setattr(module, name, new)
-    return model
-
-
 def _how(site: PlannedSite) -> str:
     """How a site is swapped; plans saved before ``how`` existed replace single modules."""
     if site.how:
@@ -622,7 +607,7 @@ def apply_plan(model: nn.Module, plan: SwapPlan | str | Path) -> nn.Module:
             )
         # every call of a shared module: one new module
         new_modules[site.module] = _new_module(site, like)
-        model = _replace_everywhere(model, old, new_modules[site.module])
+        model = replace_everywhere(model, old, new_modules[site.module])
     done_attributes: set[tuple[str | None, str | None]] = set()
     for site in attributes:
         if (site.caller, site.function) not in done_attributes:
@@ -663,7 +648,7 @@ def _install_slots(
     slots: list[nn.Module] = [old] * first.occurrences
     for site in group:
         slots[site.index] = _new_module(site, like)
-    return _replace_everywhere(model, old, PerCall(slots))
+    return replace_everywhere(model, old, PerCall(slots))
 
 
 def _install_calls(
