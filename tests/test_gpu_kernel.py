@@ -25,7 +25,7 @@ def test_the_triton_kernel_counts_what_pure_torch_and_brute_force_count() -> Non
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "EXAMPLES": "60"},
+        env={**os.environ, "EXAMPLES": "100"},
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
