@@ -244,3 +244,13 @@ def test_a_plan_with_an_impossible_how_is_refused(
     plan["sites"][0].update(how=how, function=function)
     with pytest.raises(SwapError, match=message):
         deadcheck.SwapPlan.from_dict(plan)
+
+
+def test_options_beside_a_plan_are_refused_not_ignored() -> None:
+    model, x = SharedModule(), torch.randn(2, 3)
+    plan = deadcheck.plan_swap(model, "leaky_relu", example_inputs=x)
+    with pytest.raises(SwapError, match="negative_slope would be ignored"):
+        deadcheck.swap(model, negative_slope=0.0, plan=plan)
+    with pytest.raises(SwapError, match="to, example_inputs would be ignored"):
+        deadcheck.swap(model, "prelu", example_inputs=x, plan=plan)
+    assert isinstance(deadcheck.swap(model, plan=plan), nn.Module)

@@ -769,6 +769,24 @@ def swap(
     as saved, so a freshly built model gets exactly the swapped structure and
     ``load_state_dict`` fits.
     """
+    if plan is not None:
+        given = [
+            name
+            for name, value, default in (
+                ("to", to, "leaky_relu"),
+                ("sites", sites, None),
+                ("negative_slope", negative_slope, 0.01),
+                ("init", init, 0.25),
+                ("per_channel", per_channel, True),
+                ("example_inputs", example_inputs, None),
+            )
+            if ((value is not None) if default is None else value != default)
+        ]
+        if given:
+            raise SwapError(
+                f"swap(plan=...) replays the plan as saved, so {', '.join(given)} would be "
+                "ignored: make a new plan with plan_swap(...) instead"
+            )
     if plan is None:
         plan = plan_swap(
             model,
