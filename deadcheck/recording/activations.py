@@ -35,6 +35,7 @@ __all__ = [
     "is_family_module",
     "module_call",
     "module_kind",
+    "parse_call",
 ]
 
 
@@ -238,6 +239,20 @@ COMPOSITE_KINDS: dict[tuple[str, str], str] = {
         )
     },
 }
+
+
+def parse_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActivationCall | None:
+    """What a call of ``func`` with these arguments is, if it is one of the family's (else None).
+
+    The one lookup of :data:`CALLS` for code that holds a callable (a graph
+    node's target, a stored function, a function mode's ``func``); the
+    recorder's own mode inlines it, as it runs for every torch call.
+    """
+    try:
+        parser = CALLS.get(func)
+    except TypeError:  # an unhashable callable: not one of ours
+        return None
+    return parser(args, kwargs) if parser is not None else None
 
 
 def module_kind(module: nn.Module) -> str | None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from deadcheck.recording.kernel import bit_format, cap_bits_for, dense_layout
+from deadcheck.recording.kernel import bit_format, cap_bits_for, dense_layout, window_fits
 
 __all__ = ["available", "count_into", "disabled"]
 
@@ -108,15 +108,6 @@ def disabled() -> Iterator[None]:
         _off = saved
 
 
-def _window_ok(window: torch.Tensor | None, x: torch.Tensor, units: int) -> bool:
-    return window is None or (
-        window.dtype == torch.float32
-        and window.device == x.device
-        and window.is_contiguous()
-        and window.numel() == units
-    )
-
-
 def count_into(
     x: torch.Tensor,
     axis: int,
@@ -148,7 +139,7 @@ def count_into(
     if layout is None:
         return False
     outer, units, inner = layout
-    if not (_window_ok(positive, x, units) and _window_ok(saturated, x, units)):
+    if not (window_fits(positive, units, x.device) and window_fits(saturated, units, x.device)):
         return False
     positions = outer * inner
     if positions == 0 or units == 0:

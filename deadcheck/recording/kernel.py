@@ -36,6 +36,7 @@ __all__ = [
     "dense_layout",
     "disabled",
     "status",
+    "window_fits",
 ]
 
 #: The environment variable that, set to ``torch``, makes deadcheck count with pure torch.
@@ -176,10 +177,13 @@ def _plan(x: torch.Tensor, axis: int, cap: float | None) -> _Plan | None:
     return fmt[0], outer, units, inner, cap_bits, _INF_BITS[x.dtype]
 
 
-def _fits(window: torch.Tensor | None, units: int) -> bool:
+def window_fits(
+    window: torch.Tensor | None, units: int, device: torch.device | str = "cpu"
+) -> bool:
+    """Whether a window is one the kernels add into: ``units`` contiguous float32 on ``device``."""
     return window is None or (
         window.dtype == torch.float32
-        and window.device.type == "cpu"
+        and window.device == torch.device(device)
         and window.is_contiguous()
         and window.numel() == units
     )
@@ -213,7 +217,7 @@ def count_into(
     if plan is None or (cap is not None and saturated is None):
         return False
     width, outer, units, inner, cap_bits, inf_bits = plan
-    if not (_fits(positive, units) and _fits(saturated, units)):
+    if not (window_fits(positive, units) and window_fits(saturated, units)):
         raise ValueError(f"windows must be {units} contiguous float32 CPU values")
     if outer == 0 or units == 0 or inner == 0:
         return True  # no positions: nothing to add

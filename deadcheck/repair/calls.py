@@ -31,7 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-from deadcheck.recording.activations import CALLS
+from deadcheck.recording.activations import parse_call
 
 __all__ = ["PerCall", "SwappedCalls", "install_swapped_calls"]
 
@@ -141,11 +141,7 @@ class _CallMode(TorchFunctionMode):
         kwargs = kwargs or {}
         owner = self.owner
         if self.depth == 0 and args and isinstance(args[0], torch.Tensor):
-            try:
-                parser = CALLS.get(func)
-            except TypeError:  # an unhashable callable: not one of ours
-                parser = None
-            call = parser(args, dict(kwargs)) if parser is not None else None
+            call = parse_call(func, args, dict(kwargs))
             new = owner.replacement(call.function) if call is not None else None
             if new is not None:
                 out = new(args[0])

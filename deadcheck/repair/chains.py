@@ -401,6 +401,9 @@ def find_chain(located: Located, *, units: int, rank: int, unit_axis: int) -> Ch
             if isinstance(consumer, str):
                 return consumer
             consumers.append(consumer)
+        elif user.op == "output":
+            where = prefix.rstrip(".") or "the model"
+            return f"its output leaves the code of {where}, so what reads it is not known"
         else:
             return f"its output goes to {_describe(gm, user)}, which mixes or reshapes units"
     if not consumers:

@@ -14,7 +14,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from deadcheck.recording.activations import CALLS, module_kind
+from deadcheck.recording.activations import module_kind, parse_call
 
 __all__ = [
     "OwnCodeTracer",
@@ -57,14 +57,8 @@ def called_function(node: torch.fx.Node) -> str | None:
         target = getattr(torch.Tensor, str(node.target), None)
     else:
         return None
-    try:
-        parser = CALLS.get(target)
-    except TypeError:  # unhashable: not one of ours
-        return None
-    if parser is None:
-        return None
     args = tuple(a if not isinstance(a, torch.fx.Node) else None for a in node.args)
-    call = parser(args, dict(node.kwargs))
+    call = parse_call(target, args, dict(node.kwargs))
     return call.function if call is not None else None
 
 

@@ -54,7 +54,7 @@ from deadcheck.core import jsontext
 from deadcheck.core.checks import is_number
 from deadcheck.core.errors import InputError, SwapError
 from deadcheck.core.kinds import KINDS, kind
-from deadcheck.recording.activations import CALLS, module_kind
+from deadcheck.recording.activations import module_kind, parse_call
 from deadcheck.recording.feeding import scan
 from deadcheck.recording.layers import AxisPReLU
 from deadcheck.repair.calls import PerCall, install_swapped_calls
@@ -312,11 +312,7 @@ def _prelu_axis(layer: SiteReport) -> int:
 
 def _function_of(value: Any) -> str | None:
     """The family function a stored callable is (``F.relu`` -> "relu"), or None."""
-    try:
-        parser = CALLS.get(value)
-    except TypeError:  # unhashable: not one of ours
-        return None
-    call = parser((None,), {}) if parser is not None else None
+    call = parse_call(value, (None,), {})
     return call.function if call is not None else None
 
 
