@@ -11,9 +11,9 @@ from setuptools import Extension, setup
 if sys.platform == "win32":
     flags, link = ["/O2", "/openmp"], []
 elif sys.platform == "darwin":  # Apple's clang has no OpenMP: the kernel runs on one thread
-    flags, link = ["-O3"], []
+    flags, link = ["-O3", "-fopenmp-simd", "-fno-trapping-math"], []
 else:
-    flags, link = ["-O3", "-fopenmp"], ["-fopenmp"]
+    flags, link = ["-O3", "-fopenmp", "-fno-trapping-math"], ["-fopenmp"]
 
 setup(
     ext_modules=[

@@ -143,11 +143,19 @@ class PureTorch:
         self.off.close()
 
 
-#: The opt-in statistics, each as a deadcheck column of its own (``--opt-in``): what each costs
-#: beside the default, measured in the same interleaved rounds.
+#: The value statistics each on and off, and the opt-in gradients, as deadcheck columns of
+#: their own (``--opt-in``): what each costs beside counting alone, in the same rounds.
 OPT_IN: dict[str, Callable[[nn.Module], Any]] = {
-    "deadcheck +dormant_sums": lambda model: deadcheck.Recorder(model, dormant_sums=True),
-    "deadcheck +margins": lambda model: deadcheck.Recorder(model, margins=True),
+    "deadcheck counts only": lambda model: deadcheck.Recorder(
+        model, dormant_sums=False, margins=False
+    ),
+    "counts +dormant sums": lambda model: deadcheck.Recorder(
+        model, dormant_sums=True, margins=False
+    ),
+    "counts +margins": lambda model: deadcheck.Recorder(model, dormant_sums=False, margins=True),
+    "counts +sums +margins": lambda model: deadcheck.Recorder(
+        model, dormant_sums=True, margins=True
+    ),
     # a backward hook per activation: costs only where backward runs (the training rows)
     "deadcheck +gradients": lambda model: deadcheck.Recorder(model, gradients=True),
 }
@@ -242,7 +250,7 @@ def median_ratios(model: nn.Module, x: torch.Tensor, train: bool, pairs: int) ->
 
 def memory_flatness() -> tuple[int, int, int, int]:
     """Counter bytes and process RSS growth after 10 and after 1,000 batches of a small model."""
-    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU())
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU()).eval()
     x = torch.randn(32, 64)
 
     def rss() -> int:

@@ -3,7 +3,8 @@
 The Triton counting kernel, on CPU tensors through ``TRITON_INTERPRET=1``,
 against the pure-torch path and a brute-force count, on the hypothesis
 property the CPU kernel has: any rank, unit axis, float dtype, memory order,
-cap, and zeros, -0.0, denormals, infinities and NaN.
+cap, and zeros, -0.0, denormals, infinities and NaN; and its value read
+(|output| sums and maxima) the same way.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import sys
 
 os.environ["TRITON_INTERPRET"] = "1"
 
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.helpers, run as a script
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deadcheck.recording import gpu_kernel, kernel
-from deadcheck.recording.counting import _indicator_sums, _per_unit
+from deadcheck.recording.counting import _indicator_sums, _per_unit, _Values, _values_with_torch
+from tests.helpers import close_values, value_reference
 
 SPECIAL = [0.0, -0.0, 1e-40, -1e-40, float("inf"), float("-inf"), float("nan"), 6.0, 5.999]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -84,6 +90,63 @@ def check(case) -> None:
         assert torch.equal(saturated, torch_high)
 
 
+@settings(max_examples=int(os.environ.get("EXAMPLES", "100")), deadline=None, derandomize=True)
+@given(
+    cases(),
+    st.sampled_from(
+        [
+            (float("inf"), 0.0, False),
+            (6.0, 0.0, False),
+            (float("inf"), 0.25, False),
+            (float("inf"), 0.0, True),
+        ]
+    ),
+)
+def check_values(case, side) -> None:
+    """The value read (|output| sums, maxima) against brute force and pure torch."""
+    shape, axis, dtype, seed, _, specials, channels_last = case
+    clip, weight, per_unit = side
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=g) * 3).to(dtype)
+    flat = x.view(-1)
+    for i, value in enumerate(specials):
+        flat[(i * 7919) % flat.numel()] = value
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    units = shape[axis]
+    weights = torch.linspace(-0.5, 0.75, units) if per_unit else None
+    sums = torch.zeros(units, dtype=torch.float64)
+    maxes = torch.full((units,), float("-inf"), dtype=torch.float64)
+    took = gpu_kernel.count_into(
+        x,
+        axis,
+        torch.zeros(units),
+        None,
+        None,
+        sums=sums,
+        clip=clip,
+        neg_weight=weight,
+        neg_weights=weights,
+        maxes=maxes,
+        interpret=True,
+    )
+    assert took, case
+    want_sums, want_max = value_reference(x, axis, clip, weight, weights)
+    assert close_values(sums.tolist(), want_sums, rtol=1e-4), (case, sums, want_sums)
+    assert close_values(maxes.tolist(), want_max, rtol=0), (case, maxes, want_max)
+    values = _Values(
+        torch.zeros(units, dtype=torch.float64),
+        torch.full((units,), float("-inf"), dtype=torch.float64),
+        clip,
+        weight,
+        weights,
+    )
+    _values_with_torch(x, axis, values)
+    assert values.sums is not None and values.maxes is not None
+    assert close_values(values.sums.tolist(), want_sums, rtol=1e-2), "pure torch"
+    assert close_values(values.maxes.tolist(), want_max, rtol=0), "pure torch"
+
+
 def declines() -> None:
     """What the kernel leaves to pure torch: CPU tensors outside the interpreter, odd dtypes."""
     x = torch.randn(4, 3)
@@ -101,4 +164,5 @@ if __name__ == "__main__":
         sys.exit(2)
     declines()
     check()
+    check_values()
     print("ok")

@@ -125,3 +125,35 @@ class Reference:
                 [x.movedim(site.unit_axis, -1).reshape(-1, units) for x in self.inputs[site.module]]
             )
             assert list(site.saturated) == (flat >= 6).sum(0).tolist(), site.name
+
+
+def value_reference(
+    x: torch.Tensor,
+    axis: int,
+    clip: float = float("inf"),
+    weight: float = 0.0,
+    weights: torch.Tensor | None = None,
+) -> tuple[list[float], list[float]]:
+    """Per unit, brute force in float64: the |output| sum the value read gives, and the maximum.
+
+    The sum is min(x, clip) over x > 0 plus |w| |x| over x < 0 (``weights`` per
+    unit where given, else ``weight``; no negative part at all with neither).
+    Both are NaN for a unit that saw a NaN, as in the kernels and pure torch.
+    """
+    columns = x.double().movedim(axis, -1).reshape(-1, x.shape[axis])
+    nan = torch.isnan(columns).any(0)
+    total = columns.clamp(0, clip).sum(0)
+    if weights is not None or weight:
+        w = weights.double().abs().reshape(-1) if weights is not None else abs(weight)
+        total = total + (-columns.clamp(max=0)).sum(0) * w
+    top = columns.amax(0)
+    total[nan] = float("nan")
+    top[nan] = float("nan")
+    return total.tolist(), top.tolist()
+
+
+def close_values(got: Sequence[float], want: Sequence[float], rtol: float = 1e-5) -> bool:
+    """Equal NaN and infinities, the rest within ``rtol`` (sums add in another order)."""
+    a = torch.tensor(list(got), dtype=torch.float64)
+    b = torch.tensor(list(want), dtype=torch.float64)
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=rtol, atol=1e-30, equal_nan=True))

@@ -46,4 +46,11 @@ def test_cuda_recording_counts_with_the_triton_kernel_as_with_pure_torch() -> No
         pure = deadcheck.scan(model, [x])
     finally:
         del os.environ["DEADCHECK_KERNEL"]
-    assert with_kernel == pure
+    # counts exactly; the |output| sums add atomically, in another order than torch's
+    for a, b in zip(with_kernel.sites, pure.sites, strict=True):
+        assert a.figures["dead_units"] == b.figures["dead_units"]
+        assert a.figures["zero_fraction"] == b.figures["zero_fraction"]
+        assert a.figures["max_input"] == b.figures["max_input"]
+        assert torch.allclose(
+            torch.tensor(a.figures["mean_abs"]), torch.tensor(b.figures["mean_abs"]), rtol=1e-5
+        )

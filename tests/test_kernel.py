@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deadcheck.recording import counting, kernel
+from tests.helpers import close_values, value_reference
 from tests.test_properties import activations
 
 needs_kernel = pytest.mark.skipif(
@@ -140,6 +141,100 @@ def test_kernel_on_large_activations_equals_the_torch_path(
         p for p, n in zip(positive, nan, strict=True) if not n
     ]
     assert (got[1].tolist() if got[1] is not None else None) == high
+
+
+def value_read(
+    x: torch.Tensor, axis: int, clip: float, weight: float, weights: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The kernel's value read of ``x`` (None: declined), into fresh float64 totals."""
+    units = x.shape[axis]
+    sums = torch.zeros(units, dtype=torch.float64)
+    maxes = torch.full((units,), float("-inf"), dtype=torch.float64)
+    took = kernel.count_into(
+        x,
+        axis,
+        torch.zeros(units),
+        None,
+        None,
+        sums=sums,
+        clip=clip,
+        neg_weight=weight,
+        neg_weights=weights,
+        maxes=maxes,
+    )
+    return (sums, maxes) if took else None
+
+
+SIDES = [  # how the |output| sum follows from what was read
+    ("relu-from-input", float("inf"), 0.0, None),
+    ("relu6-from-input", 6.0, 0.0, None),
+    ("leaky-from-input", float("inf"), 0.25, None),
+    ("any-output", float("inf"), 1.0, None),
+    ("prelu-per-unit", float("inf"), 0.0, "per-unit"),
+]
+
+
+@needs_kernel
+@settings(max_examples=200, deadline=None)
+@given(activations(), st.sampled_from(SIDES), st.sampled_from([1, 2, 3]))
+def test_value_read_equals_brute_force_and_the_torch_path(case, side, thread_count) -> None:
+    """|output| sums and maxima in the counting read: brute force, and pure torch, agree.
+
+    4- and 8-byte floats only: 16-bit ones are declined (the caller reads them
+    with pure torch), having changed nothing.
+    """
+    x, axis, _, _ = case
+    axis %= x.ndim
+    _, clip, weight, per_unit = side
+    weights = torch.linspace(-0.5, 0.75, x.shape[axis]) if per_unit else None
+    saved = torch.get_num_threads()
+    torch.set_num_threads(thread_count)
+    try:
+        got = value_read(x, axis, clip, weight, weights)
+    finally:
+        torch.set_num_threads(saved)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        assert got is None
+        return
+    assert got is not None
+    want_sums, want_max = value_reference(x, axis, clip, weight, weights)
+    assert close_values(got[0].tolist(), want_sums), (got[0], want_sums)
+    assert close_values(got[1].tolist(), want_max, rtol=0), (got[1], want_max)
+    values = counting._Values(
+        torch.zeros(x.shape[axis], dtype=torch.float64),
+        torch.full((x.shape[axis],), float("-inf"), dtype=torch.float64),
+        clip,
+        weight,
+        weights,
+    )
+    counting._values_with_torch(x, axis, values)
+    assert values.sums is not None and values.maxes is not None
+    assert close_values(values.sums.tolist(), want_sums), "pure torch"
+    assert close_values(values.maxes.tolist(), want_max, rtol=0), "pure torch"
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("shape", "axis", "extra"), [c[1:] for c in LARGE], ids=[c[0] for c in LARGE]
+)
+@pytest.mark.parametrize("side", [s[1:] for s in SIDES], ids=[s[0] for s in SIDES])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_value_read_on_large_activations(threads, shape, axis, extra, side, dtype) -> None:
+    """Above the parallel threshold, each layout: the threads' partial sums and maxima merge."""
+    x = (planted(shape, seed=len(shape)) - 2.0).to(dtype)  # both signs
+    x.view(-1)[7] = float("nan")
+    if extra == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    clip, weight, per_unit = side
+    weights = torch.linspace(-0.5, 0.75, x.shape[axis]) if per_unit else None
+    want_sums, want_max = value_reference(x, axis, clip, weight, weights)
+    for thread_count in (1, 3):
+        threads(thread_count)
+        got = value_read(x, axis, clip, weight, weights)
+        assert got is not None
+        assert close_values(got[0].tolist(), want_sums), thread_count
+        assert close_values(got[1].tolist(), want_max, rtol=0), thread_count
+        assert int(torch.isnan(got[1]).sum()) == 1
 
 
 class Tagged(torch.Tensor):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FAMILY", "KINDS", "Kind", "kind"]
+__all__ = ["FAMILY", "KINDS", "Kind", "kind", "reads_input"]
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,23 @@ class Kind:
     #: A ReLU-family kind: exactly zero (or the negative regime) below 0, so "dead" and the
     #: zero fraction mean something. Other kinds (GELU, SiLU, ...) get dormant statistics only.
     family: bool = True
+    #: Its output is never negative (ReLU, ReLU6): its |output| is its output.
+    nonnegative: bool = False
+    #: Its counts (x > 0, NaN, the cap) and |output| follow from its input, so the
+    #: counting read reads the input where it is intact, and each unit's largest input
+    #: comes in the same read (LeakyReLU: only with a slope >= 0).
+    from_input: bool = False
 
 
 #: Every kind, by name.
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("ReLU", "relu", swappable=True),
+        Kind("ReLU", "relu", swappable=True, nonnegative=True, from_input=True),
         # ReLU6's cap at 6 is deliberate (quantisation-friendly ranges): swapped only when named.
-        Kind("ReLU6", "relu6", saturate_at=6.0),
-        Kind("LeakyReLU", "leaky_relu", leaky=True),
-        Kind("PReLU", "prelu", leaky=True),
+        Kind("ReLU6", "relu6", saturate_at=6.0, nonnegative=True, from_input=True),
+        Kind("LeakyReLU", "leaky_relu", leaky=True, from_input=True),
+        Kind("PReLU", "prelu", leaky=True, from_input=True),
         Kind("RReLU", "rrelu", leaky=True),
         # Recorded with activations="all": smooth or saturating, never exactly zero.
         *(
@@ -73,3 +79,15 @@ def kind(name: str) -> Kind:
         return KINDS[name]
     except KeyError:
         raise KeyError(f"no activation kind {name!r}; kinds: {', '.join(KINDS)}") from None
+
+
+def reads_input(name: str, slope: object, intact: bool) -> bool:
+    """Whether the counting read of a call reads its input (``intact``: not overwritten in place).
+
+    The recorder and the statistics that depend on which tensor was read
+    (the largest input) both ask this, so they cannot disagree.
+    """
+    row = KINDS.get(name)
+    if row is None or not row.from_input or not intact:
+        return False
+    return name != "LeakyReLU" or (isinstance(slope, (int, float)) and slope >= 0)

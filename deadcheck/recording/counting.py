@@ -29,6 +29,7 @@ counted as NaN, never as zeros. Infinities are counted by their sign:
 
 from __future__ import annotations
 
+import math
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import torch
 import torch.distributed as dist
 
 from deadcheck.core.errors import RecordingError
+from deadcheck.core.kinds import kind, reads_input
 from deadcheck.core.options import RecordingOptions
 from deadcheck.core.sites import SiteId
 from deadcheck.recording import gpu_kernel, kernel
@@ -187,11 +189,79 @@ def _count_into(
     positive: torch.Tensor,
     saturated: torch.Tensor | None,
     cap: float | None,
+    values: _Values | None = None,
 ) -> bool:
-    """One read of ``x`` into the windows: the C kernel on the CPU, Triton on CUDA."""
-    if x.device.type == "cuda":
-        return gpu_kernel.count_into(x, axis, positive, saturated, cap)
-    return kernel.count_into(x, axis, positive, saturated, cap)
+    """One read of ``x`` into the windows (and value totals): C on the CPU, Triton on CUDA."""
+    into = gpu_kernel.count_into if x.device.type == "cuda" else kernel.count_into
+    if values is None:
+        return into(x, axis, positive, saturated, cap)
+    return into(
+        x,
+        axis,
+        positive,
+        saturated,
+        cap,
+        sums=values.sums,
+        clip=values.clip,
+        neg_weight=values.weight,
+        neg_weights=values.weights,
+        maxes=values.maxes,
+    )
+
+
+@dataclass(frozen=True)
+class _Values:
+    """What one call's value read adds: into ``sums`` the unit's sum of |output|, worked out
+    from the tensor read as min(x, clip) over x > 0 plus |weight| times |x| over x < 0
+    (``weights`` per unit where given: PReLU's slopes), and into ``maxes`` its largest value."""
+
+    sums: torch.Tensor | None
+    maxes: torch.Tensor | None
+    clip: float = math.inf
+    weight: float = 0.0
+    weights: torch.Tensor | None = None
+
+
+def _value_source(
+    call: ActivationCall,
+    x: torch.Tensor,
+    output: torch.Tensor | None,
+    pre: torch.Tensor | None,
+    sums: torch.Tensor | None,
+    maxes: torch.Tensor | None,
+) -> tuple[torch.Tensor, _Values]:
+    """The tensor one call's counting read reads, and how its |output| follows from it.
+
+    The input where it is intact and the kind allows (:func:`~deadcheck.core.kinds.reads_input`):
+    its counts equal the output's, and its maximum is the unit's largest input;
+    else the output, whose |output| is itself.
+    """
+    if pre is not None and reads_input(call.kind, call.slope, True):
+        slope = call.slope
+        if isinstance(slope, torch.Tensor):
+            weights = slope.detach()
+            if weights.dtype != torch.float32 or not weights.is_contiguous():
+                weights = weights.to(torch.float32).contiguous()
+            return pre, _Values(sums, maxes, weights=weights.reshape(-1))
+        clip = call.saturate_at if call.saturate_at is not None else math.inf
+        return pre, _Values(sums, maxes, clip, abs(float(slope or 0.0)))
+    y = x if output is None else output
+    return y, _Values(sums, maxes, weight=0.0 if kind(call.kind).nonnegative else 1.0)
+
+
+def _values_with_torch(part: torch.Tensor, axis: int, values: _Values) -> None:
+    """The value read in pure torch, where the kernels decline ``part``."""
+    flat, _, dims = _per_unit(part.detach(), axis)
+    if values.sums is not None:
+        positive = flat.clamp(0, values.clip) if values.clip < math.inf else flat.clamp(min=0)
+        total = positive.sum(dims, dtype=torch.float32).double()
+        if values.weights is not None or values.weight:
+            negative = flat.clamp(max=0).sum(dims, dtype=torch.float32).double().neg()
+            w = values.weights.abs().double() if values.weights is not None else values.weight
+            total = total + negative * w
+        values.sums.add_(total)
+    if values.maxes is not None:
+        torch.maximum(values.maxes, flat.amax(dims).double(), out=values.maxes)
 
 
 def _window_parts(x: torch.Tensor, axis: int, positions: int) -> list[torch.Tensor]:
@@ -287,7 +357,7 @@ class SiteCounter:
             windows = {
                 s.name: torch.zeros(units, dtype=torch.float32, device=x.device)
                 for s in states
-                if s.read is not None
+                if s.read is not None and s.read.windowed
             }
         if Read.POSITIVE not in {s.read for s in states}:
             raise RecordingError("the statistics declare no count of positive positions")
@@ -302,7 +372,11 @@ class SiteCounter:
             slope=None,
             shape=tuple(x.shape),
             axis_source=axis_source,
-            reads={s.read: windows[s.name] for s in states if s.read is not None},
+            reads={
+                s.read: windows[s.name] if s.read.windowed else totals[s.name]
+                for s in states
+                if s.read is not None
+            },
         )
         counter.add(call, x, output, pre)
         return counter
@@ -328,17 +402,24 @@ class SiteCounter:
         positions = x.numel() // units if units else 0
         positive, at_cap = self.reads[Read.POSITIVE], self.reads.get(Read.AT_CAP)
         cap = self.saturate_at if at_cap is not None else None
-        for part in _window_parts(x, self.axis, positions):
+        sums, maxes = self.reads.get(Read.ABS_SUM), self.reads.get(Read.MAX)
+        values: _Values | None = None
+        read = x
+        if sums is not None or maxes is not None:
+            read, values = _value_source(call, x, output, pre, sums, maxes)
+        for part in _window_parts(read, self.axis, positions):
             n = part.numel() // units if units else 0
             if self.window_positions + n >= WINDOW:
                 self.settle()
-            if not _count_into(part, self.axis, positive, at_cap, cap):
+            if not _count_into(part, self.axis, positive, at_cap, cap, values):
                 # the kernel declined this tensor: count with pure torch, not the kernel again
                 flat, _, dims = _per_unit(part, self.axis)
                 positives, high = _indicator_sums(flat, dims, cap)
                 positive += positives
                 if at_cap is not None and high is not None:
                     at_cap += high
+                if values is not None:
+                    _values_with_torch(part, self.axis, values)
             self.window_positions += n
         for stat in self.stats:
             if stat.update is not None:

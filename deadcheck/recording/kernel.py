@@ -36,6 +36,8 @@ __all__ = [
     "dense_layout",
     "disabled",
     "status",
+    "values_fit",
+    "weights_fit",
     "window_fits",
 ]
 
@@ -189,21 +191,56 @@ def window_fits(
     )
 
 
+def values_fit(values: torch.Tensor | None, units: int, device: torch.device | str) -> bool:
+    """Whether a value total is one the kernels write: ``units`` contiguous float64."""
+    return values is None or (
+        values.dtype == torch.float64
+        and values.device == torch.device(device)
+        and values.is_contiguous()
+        and values.numel() == units
+    )
+
+
+def weights_fit(weights: torch.Tensor | None, units: int, device: torch.device | str) -> bool:
+    """Whether negative-side weights (PReLU's slopes) can be read: float32, 1 or ``units``."""
+    return weights is None or (
+        weights.dtype == torch.float32
+        and weights.device == torch.device(device)
+        and weights.is_contiguous()
+        and weights.numel() in (1, units)
+    )
+
+
 def count_into(
     x: torch.Tensor,
     axis: int,
     positive: torch.Tensor,
     saturated: torch.Tensor | None,
     cap: float | None,
+    *,
+    sums: torch.Tensor | None = None,
+    clip: float = math.inf,
+    neg_weight: float = 0.0,
+    neg_weights: torch.Tensor | None = None,
+    maxes: torch.Tensor | None = None,
 ) -> bool:
     """Add per-unit counts of ``x`` along ``axis`` into float32 windows, if the kernel takes ``x``.
 
     ``positive`` gets the positions with x > 0 (NaN for a unit that saw a
     NaN) and ``saturated`` those with x >= ``cap``: the same as adding
     :func:`deadcheck.recording.counting.count_units`. ``axis`` is in ``range(x.ndim)``.
+
+    In the same read, where asked: ``sums`` (float64 per unit) gets the sum of
+    ``min(x, clip)`` over x > 0 plus ``w`` times the sum of ``|x|`` over
+    x < 0, ``w`` being ``|neg_weights|`` per unit (or one shared) where given,
+    else ``neg_weight``: a unit's sum of |output| computed from its input or
+    output; ``maxes`` (float64 per unit) becomes the larger of itself and each
+    unit's largest value. Both are NaN for a unit that saw a NaN.
+
     Returns False, having changed nothing, for a tensor the kernel does not
-    take; the caller then counts with pure torch. Each unit may get fewer
-    than 2**24 positions per call (float32 windows are exact below that).
+    take (these value statistics are for 4- and 8-byte floats); the caller
+    then counts with pure torch. Each unit may get fewer than 2**24 positions
+    per call (float32 windows are exact below that).
     """
     if _native is None or _OFF or type(x) is not torch.Tensor or x.is_neg():
         return False
@@ -217,8 +254,17 @@ def count_into(
     if plan is None or (cap is not None and saturated is None):
         return False
     width, outer, units, inner, cap_bits, inf_bits = plan
+    extras = sums is not None or maxes is not None
+    if extras and width == 2:
+        return False
     if not (window_fits(positive, units) and window_fits(saturated, units)):
         raise ValueError(f"windows must be {units} contiguous float32 CPU values")
+    if extras and not (
+        values_fit(sums, units, "cpu")
+        and values_fit(maxes, units, "cpu")
+        and weights_fit(neg_weights, units, "cpu")
+    ):
+        raise ValueError(f"sums and maxima must be {units} contiguous float64 CPU values")
     if outer == 0 or units == 0 or inner == 0:
         return True  # no positions: nothing to add
     try:
@@ -229,6 +275,21 @@ def count_into(
         # Misaligned data (torch.frombuffer(..., offset=1)): the kernel's typed loads
         # would be undefined behaviour, so pure torch counts it.
         return False
+    if not extras:
+        _native.count(
+            address,
+            width,
+            outer,
+            units,
+            inner,
+            positive.data_ptr(),
+            saturated.data_ptr() if saturated is not None else 0,
+            cap_bits,
+            inf_bits,
+            cap is not None,
+            torch.get_num_threads(),
+        )
+        return True
     _native.count(
         address,
         width,
@@ -241,5 +302,11 @@ def count_into(
         inf_bits,
         cap is not None,
         torch.get_num_threads(),
+        sums.data_ptr() if sums is not None else 0,
+        float(clip),
+        float(neg_weight),
+        neg_weights.data_ptr() if neg_weights is not None else 0,
+        1 if neg_weights is not None and neg_weights.numel() > 1 else 0,
+        maxes.data_ptr() if maxes is not None else 0,
     )
     return True

@@ -66,6 +66,15 @@ class Read(str, Enum):
     POSITIVE = "positive"
     #: [x >= the site's cap] (ReLU6's 6).
     AT_CAP = "at_cap"
+    #: |output|, summed in float64 (from the input where the read reads it).
+    ABS_SUM = "abs_sum"
+    #: The value read (the input where intact, else the output): a running maximum.
+    MAX = "max"
+
+    @property
+    def windowed(self) -> bool:
+        """A count summed into a float32 window and settled into an int64 total."""
+        return self in (Read.POSITIVE, Read.AT_CAP)
 
 
 _DTYPES = {"int64": torch.int64, "float64": torch.float64, "float32": torch.float32}
@@ -75,9 +84,11 @@ _DTYPES = {"int64": torch.int64, "float64": torch.float64, "float32": torch.floa
 class State:
     """One per-unit tensor a statistic keeps on the device.
 
-    A ``read`` state is a count: the shared counting read sums its indicator
-    into a float32 window (exact below 2**24 positions), settled into this
-    int64 total. Others are updated by their statistic's :meth:`Stat.update`.
+    A ``read`` state is filled by the shared counting read: a count sums its
+    indicator into a float32 window (exact below 2**24 positions), settled
+    into this int64 total; a value read (``ABS_SUM``, ``MAX``) goes straight
+    into this float64 total. Others are updated by their statistic's
+    :meth:`Stat.update`.
     ``initial`` is what a reset fills in (``-inf`` for a running maximum).
     """
 

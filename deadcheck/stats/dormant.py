@@ -1,17 +1,17 @@
 """Each unit's mean |output|, for ReDo's dormant score (Sokar et al. 2023).
 
 A unit is tau-dormant when its mean |output| is at most tau times the mean
-over its site's units. Recording the sums costs one more read of each
-activation, so it is opt-in (``dormant_sums=True``), and on for every site
-under ``activations="all"``, whose kinds have nothing else to show.
+over its site's units. The sums come in the shared counting read (for the
+ReLU family from the input where it is intact: a ReLU's |output| is its
+input's positive part, a LeakyReLU's or PReLU's its positive part plus the
+slope times its negative part), so they cost almost nothing and are on by
+default (``dormant_sums=False`` turns them off).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import torch
 
 from deadcheck.core.findings import Code, Finding
 from deadcheck.core.thresholds import Thresholds
@@ -24,6 +24,7 @@ from deadcheck.stats.base import (
     Histogram,
     Judged,
     Options,
+    Read,
     Scalar,
     Stat,
     State,
@@ -31,25 +32,6 @@ from deadcheck.stats.base import (
     share_finding,
     unit_share,
 )
-
-#: Kinds whose output is never negative: summing it is summing |output|.
-_NON_NEGATIVE = frozenset({"ReLU", "ReLU6"})
-
-
-def _update(
-    totals: Mapping[str, torch.Tensor],
-    call: CallFacts,
-    x: torch.Tensor,
-    output: torch.Tensor | None,
-    axis: int,
-    pre: torch.Tensor | None,
-) -> None:
-    h = (x if output is None else output).detach()
-    if not (call.kind in _NON_NEGATIVE and output is not None):
-        h = h.abs()  # a ReLU's or ReLU6's output is its own absolute value
-    dims = [d for d in range(h.ndim) if d != axis]
-    # float32 per call (as fast as the read allows), float64 across calls
-    totals["abs_sum"].add_(h.sum(dims, dtype=torch.float32) if dims else h.float())
 
 
 def mean_abs(site: Counted) -> tuple[float, ...] | None:
@@ -120,9 +102,8 @@ STAT = Stat(
     name="dormant",
     order=20,
     doc="per unit, the sum of |output| (opt-in); ReDo's dormant units",
-    states=(State("abs_sum", dtype="float64"),),
+    states=(State("abs_sum", dtype="float64", read=Read.ABS_SUM),),
     needs=_needs,
-    update=_update,
     host=lambda raw, positions: {"abs_sum": raw["abs_sum"]} if "abs_sum" in raw else {},
     values=(Value("abs_sum", "floats"),),
     figures=(

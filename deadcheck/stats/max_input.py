@@ -1,19 +1,22 @@
 """Each unit's largest input (its pre-activation): how far a dead unit is from firing.
 
 A dead unit whose largest input was -0.01 is a nudge from life; one at -40 is
-gone. The input is read before the activation where it is still intact; an
-in-place activation has overwritten it by the time deadcheck sees the call,
-so there the maximum is worked out from the output (to its precision) where it can be:
+gone. The maximum comes in the shared counting read, which reads the
+activation's input where it is still intact (ReLU, ReLU6, PReLU, LeakyReLU
+with a slope >= 0): there it is exact. Where the input was overwritten in
+place, the read reads the output, and the largest input is worked out from
+it where it can be:
 
-* a LeakyReLU, PReLU or RReLU-in-eval unit with a positive slope ``a``: its
-  output ``y`` is ``x`` above zero and ``a * x`` below, so ``max x`` is
-  ``max y`` when that is positive and ``max y / a`` otherwise;
 * a ReLU or ReLU6 unit whose largest output was positive (and below ReLU6's
-  cap): that output is its largest input.
+  cap): that output is its largest input;
+* a LeakyReLU or RReLU unit with a positive slope ``a``: its output ``y`` is
+  ``x`` above zero and ``a * x`` below, so ``max x`` is ``max y`` when that is
+  positive and ``max y / a`` otherwise (RReLU's ``a``: the midpoint of its range).
 
 Elsewhere (an in-place ReLU unit that never fired) the margin is unknown, and
-the unit's ``max_input`` is ``null`` rather than a guess. One more read of
-each activation, so it is opt-in: ``record(model, margins=True)``.
+the unit's ``max_input`` is ``null`` rather than a guess. To know those margins,
+record a model whose ReLUs do not work in place. On by default; ``margins=False``
+turns it off.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import torch
 
-from deadcheck.core.kinds import kind
+from deadcheck.core.kinds import kind, reads_input
 from deadcheck.core.thresholds import Thresholds
 from deadcheck.stats.base import (
     CallFacts,
@@ -33,29 +36,12 @@ from deadcheck.stats.base import (
     Figure,
     Judged,
     Options,
+    Read,
     Reduce,
     Stat,
     State,
     Value,
 )
-
-
-def _per_unit_max(t: torch.Tensor, axis: int) -> torch.Tensor:
-    dims = [d for d in range(t.ndim) if d != axis]
-    m = t.detach().amax(dims) if dims else t.detach()
-    return m.to(torch.float64)
-
-
-def _slope_per_unit(call: CallFacts, units: int, like: torch.Tensor) -> torch.Tensor | None:
-    """The positive slope of each unit's negative side, or None where not known and positive."""
-    slope = getattr(call, "slope", None)
-    if isinstance(slope, torch.Tensor):
-        values = slope.detach().reshape(-1).to(device=like.device, dtype=torch.float64)
-        values = values.expand(units) if values.numel() == 1 else values
-        return values if values.numel() == units else None
-    if isinstance(slope, (int, float)) and slope > 0:
-        return torch.full((units,), float(slope), dtype=torch.float64, device=like.device)
-    return None
 
 
 def _update(
@@ -66,26 +52,8 @@ def _update(
     axis: int,
     pre: torch.Tensor | None,
 ) -> None:
-    best, unknown = totals["max_input"], totals["max_input_unknown"]
-    if pre is not None:
-        torch.maximum(best, _per_unit_max(pre, axis), out=best)
-        return
-    y = _per_unit_max(x if output is None else output, axis)
-    row = kind(call.kind)
-    if row.leaky:
-        slope = _slope_per_unit(call, y.numel(), y)
-        if slope is None:  # a zero or negative slope hides the input's sign
-            unknown.add_(1)
-            return
-        known = torch.ones_like(y, dtype=torch.bool) & (slope > 0)
-        derived = torch.where(y > 0, y, y / slope.clamp_min(1e-300))
-    else:
-        known = y > 0
-        if row.saturate_at is not None:
-            known &= y < row.saturate_at
-        derived = y
-    torch.maximum(best, torch.where(known, derived, best), out=best)
-    unknown.add_((~known).to(torch.int64))
+    if not reads_input(call.kind, getattr(call, "slope", None), pre is not None):
+        totals["max_from_output"].add_(1)  # this call's maximum is of its output
 
 
 def _needs(call: CallFacts, options: Options) -> bool:
@@ -97,19 +65,36 @@ def _host(raw: Mapping[str, tuple[float, ...]], positions: int) -> dict[str, tup
         return {}
     return {
         "max_input": tuple(raw["max_input"]),
-        "max_input_unknown": tuple(int(v) for v in raw["max_input_unknown"]),
+        "max_from_output": tuple(int(v) for v in raw["max_from_output"]),
     }
+
+
+def _largest_input(best: float, from_output: int, site: Counted) -> float | None:
+    """A unit's largest input from the largest value read, or None where it is not known."""
+    if not math.isfinite(best):
+        return None
+    if not from_output:
+        return best  # every call read the input
+    row = kind(site.kind)
+    if not row.leaky:  # ReLU, ReLU6: a positive output below the cap is the input
+        cap = row.saturate_at
+        return best if best > 0 and (cap is None or best < cap) else None
+    if best > 0:
+        return best
+    slope = site.slope
+    if isinstance(slope, (int, float)) and slope > 0:
+        return best / slope
+    return None  # a zero, negative or per-unit slope hides the input
 
 
 def _judge(site: Counted, t: Thresholds) -> dict[str, Any]:
     best = site.values.get("max_input")
     if best is None:
         return {"max_input": None}
-    unknown = site.values["max_input_unknown"]
+    from_output = site.values["max_from_output"]
     return {
         "max_input": tuple(
-            None if n or not math.isfinite(m) else float(m)
-            for m, n in zip(best, unknown, strict=True)
+            _largest_input(m, k, site) for m, k in zip(best, from_output, strict=True)
         )
     }
 
@@ -136,15 +121,15 @@ def _shown(sites: Any) -> bool:
 STAT = Stat(
     name="max_input",
     order=50,
-    doc="per unit, the largest input seen (opt-in: margins=True); the margin of dead units",
+    doc="per unit, the largest input seen; the margin of dead units",
     states=(
-        State("max_input", dtype="float64", reduce=Reduce.MAX, initial=-math.inf),
-        State("max_input_unknown"),
+        State("max_input", dtype="float64", reduce=Reduce.MAX, initial=-math.inf, read=Read.MAX),
+        State("max_from_output"),
     ),
     needs=_needs,
     update=_update,
     host=_host,
-    values=(Value("max_input", "floats"), Value("max_input_unknown")),
+    values=(Value("max_input", "floats"), Value("max_from_output")),
     figures=(Figure("max_input", "optional_floats", optional=True),),
     judge=_judge,
     columns=(
