@@ -244,7 +244,13 @@ def _input_options(func: F) -> F:
             "dormant",
             type=float,
             metavar="TAU",
-            help="Record dormant statistics; a unit is dormant at score <= TAU (ReDo: 0.1).",
+            help="A unit is dormant at score <= TAU [default: 0.1, as ReDo].",
+        ),
+        click.option(
+            "--dormant-sums/--no-dormant-sums",
+            default=True,
+            show_default=True,
+            help="Sum each unit's |output| for its dormant score (in the counting read).",
         ),
         click.option(
             "--gradients",
@@ -253,9 +259,10 @@ def _input_options(func: F) -> F:
             "in the target file).",
         ),
         click.option(
-            "--margins",
-            is_flag=True,
-            help="Also keep each unit's largest input: how far a dead unit is from firing.",
+            "--margins/--no-margins",
+            default=True,
+            show_default=True,
+            help="Keep each unit's largest input: how far a dead unit is from firing.",
         ),
         click.option(
             "--dying",
@@ -304,6 +311,7 @@ def _scan_kwargs(
     batch_axis: int | None,
     activations: str,
     dormant: float | None,
+    dormant_sums: bool,
     margins: bool,
     gradients: bool,
     dying: float,
@@ -337,7 +345,7 @@ def _scan_kwargs(
             dormant=Thresholds.dormant if dormant is None else dormant,
         ),
         "activations": activations,
-        "dormant_sums": dormant is not None,
+        "dormant_sums": dormant_sums or dormant is not None,
         "margins": margins,
         "gradients": gradients,
     }

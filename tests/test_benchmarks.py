@@ -39,3 +39,19 @@ def test_memory_stays_flat() -> None:
     bench = load_benchmark()
     held10, _, held1000, _ = bench.memory_flatness()
     assert held10 == held1000 > 0
+
+
+def test_the_value_read_comparison_runs_and_leaves_no_hooks() -> None:
+    """benchmarks/value_read.py: the three ratios of one small model, in both modes."""
+    spec = importlib.util.spec_from_file_location(
+        "deadcheck_value_read", ROOT / "benchmarks" / "value_read.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    for train in (False, True):
+        got = module.compare(model, torch.randn(4, 8), train, pairs=3)
+        assert set(got) == {"counts", "default", "direct", "iqr"}
+        assert all(v > 0 for k, v in got.items() if k != "iqr") and got["iqr"] >= 0
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

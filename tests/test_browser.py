@@ -123,7 +123,7 @@ def test_tensorboard_shows_deadchecks_charts_and_heatmap(tmp_path: Path, request
         assert "zero_fraction_heatmap" in page
         driver.get("about:blank")
         driver.get(f"{url}/#scalars")
-        _wait_for(driver, ["deadcheck/dead_fraction/act2", "deadcheck/zero_fraction_mean/act1"])
+        _wait_for(driver, ["deadcheck/dead_fraction/act2", "deadcheck/dormant_fraction/act1"])
         if request.config.getoption("--update-golden"):
             shutil.copy(shot, ROOT / "docs" / "images" / "tensorboard.png")
     finally:

@@ -86,7 +86,7 @@ def test_mean_abs_and_dormant_score_match_brute_force(act: str, seed: int) -> No
 
 def test_without_dormant_statistics_nothing_is_claimed() -> None:
     model = Net("relu", 0).eval()
-    with torch.no_grad(), deadcheck.record(model) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=False) as rec:
         model(torch.randn(2, 3, 6, 6))
     report = rec.report()
     assert report.site("a1").mean_abs is None and report.site("a1").dormant_units is None
@@ -126,16 +126,17 @@ def test_markdown_and_the_table_show_the_same_columns_for_a_gelu_site() -> None:
         "dead %",
         "linear %",
         "dormant %",
+        "margin",  # the ReLU site's dead units' margins (on by default)
         "mean zero %",
         "slope",
     ]
     row = next(line for line in markdown.splitlines() if line.startswith("| `1` |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     share = f"{100 * len(gelu.dormant_units) / 8:.0f}%"
-    assert cells == ["`1`", "GELU", "8", "-", "-", "-", share, "-", "-"]
+    assert cells == ["`1`", "GELU", "8", "-", "-", "-", share, "-", "-", "-"]
     table = deadcheck.render(report, "table", all_sites=True)
     line = next(line for line in table.splitlines() if line.startswith("1 "))
-    assert line.split() == ["1", "GELU", "8", "-", "-", "-", share, "-", "-"]
+    assert line.split() == ["1", "GELU", "8", "-", "-", "-", share, "-", "-", "-"]
 
 
 def _scores_net() -> nn.Sequential:

@@ -82,10 +82,11 @@ def test_a_functional_call_reads_its_input_unless_in_place(inplace: bool) -> Non
         assert list(site.figures["max_input"]) == expected
 
 
-def test_off_by_default_and_kept_apart_from_the_other_counts() -> None:
+def test_on_by_default_off_when_asked_and_kept_apart_from_the_other_counts() -> None:
     model = _model(nn.ReLU())
-    plain = deadcheck.scan(model, _batches())
+    plain = deadcheck.scan(model, _batches(), margins=False)
     assert plain.site("1").figures["max_input"] is None
+    assert deadcheck.scan(model, _batches()).site("1").figures["max_input"] is not None
     with_margins = deadcheck.scan(model, _batches(), margins=True)
     assert with_margins.site("1").zero_fraction == plain.site("1").zero_fraction
     assert deadcheck.Report.from_dict(with_margins.to_dict()) == with_margins

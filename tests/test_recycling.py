@@ -180,7 +180,7 @@ def test_without_dormant_statistics_relu_sites_go_by_dead_units_and_leaky_ones_a
     None
 ):
     model = MLP()
-    with torch.no_grad(), deadcheck.record(model) as rec:
+    with torch.no_grad(), deadcheck.record(model, dormant_sums=False) as rec:
         model(torch.randn(8, 4))
     stats = rec.stats()
     result = recycle(model, stats)
@@ -192,14 +192,14 @@ def test_without_dormant_statistics_relu_sites_go_by_dead_units_and_leaky_ones_a
     )
     with torch.no_grad():
         mixed[0].bias.fill_(-100.0)  # planted: the ReLU's three units are dead
-    with torch.no_grad(), deadcheck.record(mixed) as rec:
+    with torch.no_grad(), deadcheck.record(mixed, dormant_sums=False) as rec:
         mixed(torch.randn(8, 4))
     result = recycle(mixed, rec.stats())
     assert result.recycled == {"1": (0, 1, 2)} and result.notes == {"1": DEAD_NOTE}
     assert result.skipped == {"3": "no dormant statistics: record with dormant_sums=True"}
     # No site with anything to judge by: an error that says what to record, not an empty success.
     leaky = nn.Sequential(nn.Linear(4, 3), nn.LeakyReLU(0.1), nn.Linear(3, 2))
-    with torch.no_grad(), deadcheck.record(leaky) as rec:
+    with torch.no_grad(), deadcheck.record(leaky, dormant_sums=False) as rec:
         leaky(torch.randn(8, 4))
     with pytest.raises(deadcheck.InputError, match=r"no site has dormant statistics \(1\)"):
         recycle(leaky, rec.stats())
@@ -228,7 +228,7 @@ def test_recycle_after_a_plain_record_recycles_exactly_the_dead_units() -> None:
     model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2))
     with torch.no_grad():
         model[0].bias[[1, 4]] = -100.0  # planted: units 1 and 4 never fire
-    with deadcheck.record(model) as rec:
+    with deadcheck.record(model, dormant_sums=False) as rec:
         model(torch.randn(32, 3))
     report = rec.report()
     assert report.site("1").mean_abs is None

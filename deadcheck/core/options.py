@@ -34,11 +34,12 @@ class RecordingOptions:
       guess is wrong.
     * ``batch_axis``: the axis of the first input tensor that counts samples,
       where it is not axis 0 (1 for a sequence-first (T, N, E) input).
-    * ``dormant_sums``: also sum each unit's |output| for ReDo's dormant
-      score; one more read of each activation, so off by default, and on for
-      every site under ``activations="all"``.
-    * ``margins``: also keep each unit's largest input (how far a dead unit
-      is from firing); one more read of each activation, so off by default.
+    * ``dormant_sums``: sum each unit's |output| for ReDo's dormant score;
+      computed in the same read as the counts, so on by default (off: the
+      counts alone, which is what a pure-torch count with no kernel saves most
+      on); always on under ``activations="all"``.
+    * ``margins``: keep each unit's largest input (how far a dead unit is
+      from firing); in the same read too, so on by default.
     * ``gradients``: also sum, in backward, the |gradient| that reaches each
       unit's input through its activation (starved units); counts only passes
       that run backward.
@@ -52,8 +53,8 @@ class RecordingOptions:
     activations: Literal["relu", "all"] = "relu"
     unit_axis: Mapping[str, int] = field(default_factory=dict)
     batch_axis: int | None = None
-    dormant_sums: bool = False
-    margins: bool = False
+    dormant_sums: bool = True
+    margins: bool = True
     gradients: bool = False
     training_only: bool = False
     scoped: bool = True

@@ -59,7 +59,6 @@ class Watch:
         self.options = options
         recording = RecordingOptions(
             activations=options.activations,  # type: ignore[arg-type]
-            dormant_sums=options.dormant is not None or options.recycle is not None,
             gradients=options.gradients,
             training_only=True,
         )

@@ -34,6 +34,7 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -209,11 +210,12 @@ def _count_into(
     )
 
 
-@dataclass(frozen=True)
-class _Values:
+class _Values(NamedTuple):
     """What one call's value read adds: into ``sums`` the unit's sum of |output|, worked out
     from the tensor read as min(x, clip) over x > 0 plus |weight| times |x| over x < 0
-    (``weights`` per unit where given: PReLU's slopes), and into ``maxes`` its largest value."""
+    (``weights`` per unit where given: PReLU's slopes), and into ``maxes`` its largest value.
+
+    A named tuple, not a dataclass: one is made per call, and small layers feel it."""
 
     sums: torch.Tensor | None
     maxes: torch.Tensor | None

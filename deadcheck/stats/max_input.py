@@ -136,7 +136,7 @@ STAT = Stat(
         Column(
             "margin",
             "margin",
-            8,
+            10,  # "-1.23e+03" and "-0.000616" are 9 characters
             35,
             _cell,
             shown=_shown,
