@@ -13,6 +13,12 @@ median of default / counts (the cost of the value statistics, 1.000 = free)
 beside each one's median ratio to the plain model, and the spread of the
 direct ratio (its interquartile range) so that a reader can tell a cost from
 noise.
+
+Whole-model ratios cannot resolve a cost below about 0.01 here, so it also
+times the kernel alone: every activation one forward pass of the model
+records (captured once), counted with and without the value statistics, 200
+times each, interleaved; the sum of the median differences over the plain
+forward pass's median time is the share of a pass the value statistics add.
 """
 
 from __future__ import annotations
@@ -79,6 +85,47 @@ def compare(model: nn.Module, x: torch.Tensor, train: bool, pairs: int) -> dict[
     }
 
 
+def kernel_share(model: nn.Module, x: torch.Tensor, repeats: int = 200) -> tuple[float, float]:
+    """The kernel's time for one pass's activations, counts alone and with the value
+    statistics, each as a share of the plain forward pass (inference)."""
+    seen: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, args: object, out: torch.Tensor) -> None:
+        seen.append(out.detach().clone())
+
+    handles = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    counts = full = 0.0
+    for y in seen:
+        units = y.shape[1]
+        positive = torch.zeros(units)
+        sums = torch.zeros(units, dtype=torch.float64)
+        maxes = torch.zeros(units, dtype=torch.float64)
+        alone, both = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            kernel.count_into(y, 1, positive, None, None)
+            middle = time.perf_counter()
+            kernel.count_into(y, 1, positive, None, None, sums=sums, maxes=maxes)
+            both.append(time.perf_counter() - middle)
+            alone.append(middle - start)
+        counts += statistics.median(alone)
+        full += statistics.median(both)
+    plain = []
+    with torch.inference_mode():
+        for _ in range(20):
+            start = time.perf_counter()
+            model(x)
+            plain.append(time.perf_counter() - start)
+    forward = statistics.median(plain)
+    return counts / forward, full / forward
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=41)
@@ -109,6 +156,16 @@ def main() -> None:
                 f"{got['direct']:>16.3f}{got['iqr']:>8.3f}",
                 flush=True,
             )
+    if not kernel.active():
+        return
+    print("\nthe kernel alone, one inference pass's activations, as a share of the pass:")
+    print(f"{'workload':<10}{'counts':>10}{'+ values':>10}{'difference':>12}")
+    for name, (build, shape) in WORKLOADS.items():
+        if args.only not in (None, name):
+            continue
+        model = build().eval()
+        alone, full = kernel_share(model, torch.randn(shape))
+        print(f"{name:<10}{alone:>10.4f}{full:>10.4f}{full - alone:>12.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ def test_every_recorder_gives_a_ratio_and_leaves_no_hooks() -> None:
         assert len(cells) == len(bench.RECORDERS)
         assert all(c > 0 for c in cells)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    if kernel.active():
+        alone, full = module.kernel_share(model, torch.randn(4, 8), repeats=3)
+        assert alone > 0 and full > 0
+        assert all(not m._forward_hooks for m in model.modules())
     assert kernel.active() == was_active  # the pure-torch column puts the kernel back
 
 
@@ -55,3 +59,7 @@ def test_the_value_read_comparison_runs_and_leaves_no_hooks() -> None:
         assert set(got) == {"counts", "default", "direct", "iqr"}
         assert all(v > 0 for k, v in got.items() if k != "iqr") and got["iqr"] >= 0
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    if kernel.active():
+        alone, full = module.kernel_share(model, torch.randn(4, 8), repeats=3)
+        assert alone > 0 and full > 0
+        assert all(not m._forward_hooks for m in model.modules())

@@ -231,24 +231,29 @@ def _value_source(
     pre: torch.Tensor | None,
     sums: torch.Tensor | None,
     maxes: torch.Tensor | None,
-) -> tuple[torch.Tensor, _Values]:
-    """The tensor one call's counting read reads, and how its |output| follows from it.
+    units: int,
+) -> tuple[torch.Tensor, _Values, bool]:
+    """The tensor one call's counting read reads, how its |output| follows from it, and
+    whether the |output| sums must be taken from the output apart.
 
     The input where it is intact and the kind allows (:func:`~deadcheck.core.kinds.reads_input`):
     its counts equal the output's, and its maximum is the unit's largest input;
-    else the output, whose |output| is itself.
+    else the output, whose |output| is itself. A PReLU whose slopes do not lie
+    along the unit axis (a ``unit_axis`` override) has its sums taken apart.
     """
     if pre is not None and reads_input(call.kind, call.slope, True):
         slope = call.slope
         if isinstance(slope, torch.Tensor):
             weights = slope.detach()
+            if weights.numel() not in (1, units):
+                return pre, _Values(None, maxes), sums is not None
             if weights.dtype != torch.float32 or not weights.is_contiguous():
                 weights = weights.to(torch.float32).contiguous()
-            return pre, _Values(sums, maxes, weights=weights.reshape(-1))
+            return pre, _Values(sums, maxes, weights=weights.reshape(-1)), False
         clip = call.saturate_at if call.saturate_at is not None else math.inf
-        return pre, _Values(sums, maxes, clip, abs(float(slope or 0.0)))
+        return pre, _Values(sums, maxes, clip, abs(float(slope or 0.0))), False
     y = x if output is None else output
-    return y, _Values(sums, maxes, weight=0.0 if kind(call.kind).nonnegative else 1.0)
+    return y, _Values(sums, maxes, weight=0.0 if kind(call.kind).nonnegative else 1.0), False
 
 
 def _values_with_torch(part: torch.Tensor, axis: int, values: _Values) -> None:
@@ -406,9 +411,12 @@ class SiteCounter:
         cap = self.saturate_at if at_cap is not None else None
         sums, maxes = self.reads.get(Read.ABS_SUM), self.reads.get(Read.MAX)
         values: _Values | None = None
-        read = x
+        read, apart = x, False
         if sums is not None or maxes is not None:
-            read, values = _value_source(call, x, output, pre, sums, maxes)
+            read, values, apart = _value_source(call, x, output, pre, sums, maxes, units)
+        if apart and sums is not None and output is not None:
+            flat, _, dims = _per_unit(output.detach(), self.axis)
+            sums.add_(flat.abs().sum(dims, dtype=torch.float32).double())
         for part in _window_parts(read, self.axis, positions):
             n = part.numel() // units if units else 0
             if self.window_positions + n >= WINDOW:

@@ -179,36 +179,38 @@ def _plan(x: torch.Tensor, axis: int, cap: float | None) -> _Plan | None:
     return fmt[0], outer, units, inner, cap_bits, _INF_BITS[x.dtype]
 
 
+def _fits(
+    t: torch.Tensor | None,
+    dtype: torch.dtype,
+    sizes: tuple[int, ...],
+    device: torch.device | str,
+) -> bool:
+    """Whether ``t`` is absent, or contiguous ``dtype`` on ``device`` with a size in ``sizes``.
+
+    Checked on every call, so cheaply: a device given by name (``"cpu"``) is
+    compared by type, without building a ``torch.device``.
+    """
+    if t is None:
+        return True
+    on = t.device.type == device if isinstance(device, str) else t.device == device
+    return t.dtype == dtype and on and t.is_contiguous() and t.numel() in sizes
+
+
 def window_fits(
     window: torch.Tensor | None, units: int, device: torch.device | str = "cpu"
 ) -> bool:
     """Whether a window is one the kernels add into: ``units`` contiguous float32 on ``device``."""
-    return window is None or (
-        window.dtype == torch.float32
-        and window.device == torch.device(device)
-        and window.is_contiguous()
-        and window.numel() == units
-    )
+    return _fits(window, torch.float32, (units,), device)
 
 
 def values_fit(values: torch.Tensor | None, units: int, device: torch.device | str) -> bool:
     """Whether a value total is one the kernels write: ``units`` contiguous float64."""
-    return values is None or (
-        values.dtype == torch.float64
-        and values.device == torch.device(device)
-        and values.is_contiguous()
-        and values.numel() == units
-    )
+    return _fits(values, torch.float64, (units,), device)
 
 
 def weights_fit(weights: torch.Tensor | None, units: int, device: torch.device | str) -> bool:
     """Whether negative-side weights (PReLU's slopes) can be read: float32, 1 or ``units``."""
-    return weights is None or (
-        weights.dtype == torch.float32
-        and weights.device == torch.device(device)
-        and weights.is_contiguous()
-        and weights.numel() in (1, units)
-    )
+    return _fits(weights, torch.float32, (1, units), device)
 
 
 def count_into(
