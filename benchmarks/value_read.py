@@ -85,6 +85,45 @@ def compare(model: nn.Module, x: torch.Tensor, train: bool, pairs: int) -> dict[
     }
 
 
+#: One activation each, as the per-call table of docs/performance.md lists them.
+SHAPES: list[tuple[str, tuple[int, ...], bool]] = [
+    ("16x64x80x80", (16, 64, 80, 80), False),
+    ("16x128x40x40", (16, 128, 40, 40), False),
+    ("16x256x20x20", (16, 256, 20, 20), False),
+    ("16x384x10x10", (16, 384, 10, 10), False),
+    ("16x960x5x5", (16, 960, 5, 5), False),
+    ("16x128x40x40 channels-last", (16, 128, 40, 40), True),
+    ("2048x2048 features last", (2048, 2048), False),
+    ("256x512 (deep MLP)", (256, 512), False),
+]
+
+
+def per_call(repeats: int = 200) -> list[tuple[str, float, float, float]]:
+    """Per shape: median µs of one count, of one count with the value statistics, of a sum."""
+    rows = []
+    for name, shape, channels_last in SHAPES:
+        y = torch.randn(shape).relu()
+        if channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        units, dims = shape[1], [d for d in range(len(shape)) if d != 1]
+        positive = torch.zeros(units)
+        sums = torch.zeros(units, dtype=torch.float64)
+        maxes = torch.zeros(units, dtype=torch.float64)
+        times: list[list[float]] = [[], [], []]
+        for _ in range(repeats):
+            for k in range(3):
+                start = time.perf_counter()
+                if k == 0:
+                    kernel.count_into(y, 1, positive, None, None)
+                elif k == 1:
+                    kernel.count_into(y, 1, positive, None, None, sums=sums, maxes=maxes)
+                else:
+                    y.sum(dims)
+                times[k].append(time.perf_counter() - start)
+        rows.append((name, *(statistics.median(t) * 1e6 for t in times)))
+    return rows
+
+
 def kernel_share(model: nn.Module, x: torch.Tensor, repeats: int = 200) -> tuple[float, float]:
     """The kernel's time for one pass's activations, counts alone and with the value
     statistics, each as a share of the plain forward pass (inference)."""
@@ -158,6 +197,11 @@ def main() -> None:
             )
     if not kernel.active():
         return
+    print(
+        f"\none call, median µs of 200:\n{'activation':<28}{'counts':>8}{'+ values':>10}{'sum':>8}"
+    )
+    for name, alone, full, plain_sum in per_call():
+        print(f"{name:<28}{alone:>8.0f}{full:>10.0f}{plain_sum:>8.0f}", flush=True)
     print("\nthe kernel alone, one inference pass's activations, as a share of the pass:")
     print(f"{'workload':<10}{'counts':>10}{'+ values':>10}{'difference':>12}")
     for name, (build, shape) in WORKLOADS.items():
