@@ -191,3 +191,22 @@ def test_dormant_is_the_threshold_tau_everywhere(way: str, tau: float, dormant: 
 def test_scan_refuses_a_dormant_that_is_not_a_threshold(bad: object) -> None:
     with pytest.raises(deadcheck.InputError, match="dormant is the dormant threshold tau"):
         deadcheck.scan(_scores_net(), [torch.ones(2, 1)], dormant=bad)  # type: ignore[arg-type]
+
+
+def test_prelu_slopes_off_the_unit_axis_take_their_sums_from_the_output() -> None:
+    """A unit_axis override puts PReLU's per-channel slopes off the unit axis: mean |output|
+    is then summed from the output itself, and still equals brute force."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 1), nn.PReLU(3)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([0.5, -0.25, 2.0]))
+    x = torch.randn(4, 1, 5, 6)
+    report = deadcheck.scan(model, [x], unit_axis={"1": 3})  # units: the 6 columns
+    with torch.no_grad():
+        out = model(x)
+    want = out.abs().double().movedim(3, 0).reshape(6, -1).mean(1).tolist()
+    got = report.site("1").mean_abs
+    assert got is not None and len(got) == 6
+    assert torch.allclose(
+        torch.tensor(got, dtype=torch.float64), torch.tensor(want, dtype=torch.float64), rtol=1e-5
+    )
