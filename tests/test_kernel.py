@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import deadcheck
 from deadcheck.recording import counting, kernel
 from tests.helpers import close_values, value_reference
 from tests.test_properties import activations
@@ -343,3 +344,32 @@ def test_misaligned_data_is_counted_by_pure_torch_exactly() -> None:
     counted, _ = counting.count_units(x, 1)
     assert counted.tolist() == [1.0, 1.0, 1.0]
     assert np.frombuffer(bytes(raw[1:]), dtype=np.float32).tolist() == x.flatten().tolist()
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_activations_are_counted_by_the_kernel_and_valued_by_torch(monkeypatch, dtype):
+    """The kernel keeps no values of 16-bit floats: it still counts them; torch sums them."""
+    calls: list[bool] = []
+    real = kernel.count_into
+
+    def spy(*args, **kwargs):
+        took = real(*args, **kwargs)
+        calls.append(took)
+        return took
+
+    monkeypatch.setattr(kernel, "count_into", spy)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU()).to(dtype).eval()
+    x = torch.randn(16, 6, dtype=dtype)
+    report = deadcheck.scan(model, [x])
+    assert calls == [False, True]  # values declined, then counts taken
+    with torch.no_grad():
+        out = model(x).double()
+    want_zeros = (out <= 0).sum(0).tolist()
+    assert list(report.site("1").figures["dead_units"]) == [
+        u for u, z in enumerate(want_zeros) if z == 16
+    ]
+    assert close_values(report.site("1").mean_abs, out.abs().mean(0).tolist(), rtol=1e-2)
+    assert close_values(
+        report.site("1").figures["max_input"], model[0](x).double().amax(0).tolist(), rtol=0
+    )

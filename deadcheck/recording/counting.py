@@ -422,14 +422,18 @@ class SiteCounter:
             if self.window_positions + n >= WINDOW:
                 self.settle()
             if not _count_into(part, self.axis, positive, at_cap, cap, values):
-                # the kernel declined this tensor: count with pure torch, not the kernel again
-                flat, _, dims = _per_unit(part, self.axis)
-                positives, high = _indicator_sums(flat, dims, cap)
-                positive += positives
-                if at_cap is not None and high is not None:
-                    at_cap += high
-                if values is not None:
+                if values is not None and _count_into(part, self.axis, positive, at_cap, cap):
+                    # the kernel counts it but keeps no values of it (16-bit floats on the CPU)
                     _values_with_torch(part, self.axis, values)
+                else:
+                    # the kernel declined this tensor: count with pure torch, not the kernel again
+                    flat, _, dims = _per_unit(part, self.axis)
+                    positives, high = _indicator_sums(flat, dims, cap)
+                    positive += positives
+                    if at_cap is not None and high is not None:
+                        at_cap += high
+                    if values is not None:
+                        _values_with_torch(part, self.axis, values)
             self.window_positions += n
         for stat in self.stats:
             if stat.update is not None:
