@@ -43,6 +43,17 @@ def cases(draw):
     return shape, axis, dtype, seed, cap, specials, channels_last
 
 
+def activation(case) -> torch.Tensor:
+    """The case's tensor: its seed's values, its special values planted, its memory order."""
+    shape, _, dtype, seed, _, specials, channels_last = case
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=g) * 3).to(dtype)
+    flat = x.view(-1)
+    for i, value in enumerate(specials):
+        flat[(i * 7919) % flat.numel()] = value
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
 def brute_force(x: torch.Tensor, axis: int, cap: float | None) -> tuple[list, list | None]:
     moved = x.movedim(axis, 0).reshape(x.shape[axis], -1).float()
     capped = None if cap is None else float(torch.tensor(cap, dtype=x.dtype))
@@ -61,14 +72,8 @@ def same(a: list, b: torch.Tensor) -> bool:
 @settings(max_examples=int(os.environ.get("EXAMPLES", "100")), deadline=None, derandomize=True)
 @given(cases())
 def check(case) -> None:
-    shape, axis, dtype, seed, cap, specials, channels_last = case
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(shape, generator=g) * 3).to(dtype)
-    flat = x.view(-1)
-    for i, value in enumerate(specials):
-        flat[(i * 7919) % flat.numel()] = value
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    shape, axis, dtype, _, cap, _, _ = case
+    x = activation(case)
     units = shape[axis]
     positive = torch.zeros(units)
     saturated = torch.zeros(units) if cap is not None else None
@@ -104,15 +109,9 @@ def check(case) -> None:
 )
 def check_values(case, side) -> None:
     """The value read (|output| sums, maxima) against brute force and pure torch."""
-    shape, axis, dtype, seed, _, specials, channels_last = case
+    shape, axis, _, _, _, _, _ = case
     clip, weight, per_unit = side
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(shape, generator=g) * 3).to(dtype)
-    flat = x.view(-1)
-    for i, value in enumerate(specials):
-        flat[(i * 7919) % flat.numel()] = value
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = activation(case)
     units = shape[axis]
     weights = torch.linspace(-0.5, 0.75, units) if per_unit else None
     sums = torch.zeros(units, dtype=torch.float64)

@@ -277,22 +277,7 @@ def count_into(
         # Misaligned data (torch.frombuffer(..., offset=1)): the kernel's typed loads
         # would be undefined behaviour, so pure torch counts it.
         return False
-    if not extras:
-        _native.count(
-            address,
-            width,
-            outer,
-            units,
-            inner,
-            positive.data_ptr(),
-            saturated.data_ptr() if saturated is not None else 0,
-            cap_bits,
-            inf_bits,
-            cap is not None,
-            torch.get_num_threads(),
-        )
-        return True
-    _native.count(
+    args: list[int | float] = [
         address,
         width,
         outer,
@@ -304,11 +289,15 @@ def count_into(
         inf_bits,
         cap is not None,
         torch.get_num_threads(),
-        sums.data_ptr() if sums is not None else 0,
-        float(clip),
-        float(neg_weight),
-        neg_weights.data_ptr() if neg_weights is not None else 0,
-        1 if neg_weights is not None and neg_weights.numel() > 1 else 0,
-        maxes.data_ptr() if maxes is not None else 0,
-    )
+    ]
+    if extras:  # the six optional arguments of the value read
+        args += [
+            sums.data_ptr() if sums is not None else 0,
+            float(clip),
+            float(neg_weight),
+            neg_weights.data_ptr() if neg_weights is not None else 0,
+            1 if neg_weights is not None and neg_weights.numel() > 1 else 0,
+            maxes.data_ptr() if maxes is not None else 0,
+        ]
+    _native.count(*args)
     return True
