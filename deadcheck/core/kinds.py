@@ -36,7 +36,8 @@ class Kind:
     nonnegative: bool = False
     #: Its counts (x > 0, NaN, the cap) and |output| follow from its input, so the
     #: counting read reads the input where it is intact, and each unit's largest input
-    #: comes in the same read (LeakyReLU: only with a slope >= 0).
+    #: comes in the same read (LeakyReLU: only with a slope > 0; at slope 0 an input of
+    #: -inf gives a NaN output, which only the output shows).
     from_input: bool = False
 
 
@@ -90,4 +91,4 @@ def reads_input(name: str, slope: object, intact: bool) -> bool:
     row = KINDS.get(name)
     if row is None or not row.from_input or not intact:
         return False
-    return name != "LeakyReLU" or (isinstance(slope, (int, float)) and slope >= 0)
+    return name != "LeakyReLU" or (isinstance(slope, (int, float)) and slope > 0)

@@ -839,7 +839,7 @@ static PyObject *count(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         if (has_cap) saturated[u] += (float)s;
         if (sums) {
             const double w = neg_weights ? fabs((double)neg_weights[u * neg_stride]) : neg_weight;
-            sums[u] += n ? NAN : (w != 0 ? ps + w * ns : ps);
+            sums[u] += n ? NAN : (neg_weights || w != 0 ? ps + w * ns : ps);
         }
         if (maxes) {
             if (n) maxes[u] = NAN;

@@ -3,7 +3,7 @@
 A dead unit whose largest input was -0.01 is a nudge from life; one at -40 is
 gone. The maximum comes in the shared counting read, which reads the
 activation's input where it is still intact (ReLU, ReLU6, PReLU, LeakyReLU
-with a slope >= 0): there it is exact. Where the input was overwritten in
+with a slope > 0): there it is exact. Where the input was overwritten in
 place, the read reads the output, and the largest input is worked out from
 it where it can be:
 
