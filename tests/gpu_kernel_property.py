@@ -135,10 +135,10 @@ def check_values(case, side) -> None:
     assert close_values(maxes.tolist(), want_max, rtol=0), (case, maxes, want_max)
     values = _Values(
         torch.zeros(units, dtype=torch.float64),
-        torch.full((units,), float("-inf"), dtype=torch.float64),
         clip,
         weight,
         weights,
+        maxes=torch.full((units,), float("-inf"), dtype=torch.float64),
     )
     _values_with_torch(x, axis, values)
     assert values.sums is not None and values.maxes is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -203,10 +204,10 @@ def test_value_read_equals_brute_force_and_the_torch_path(case, side, thread_cou
     assert close_values(got[1].tolist(), want_max, rtol=0), (got[1], want_max)
     values = counting._Values(
         torch.zeros(x.shape[axis], dtype=torch.float64),
-        torch.full((x.shape[axis],), float("-inf"), dtype=torch.float64),
         clip,
         weight,
         weights,
+        maxes=torch.full((x.shape[axis],), float("-inf"), dtype=torch.float64),
     )
     counting._values_with_torch(x, axis, values)
     assert values.sums is not None and values.maxes is not None
@@ -351,14 +352,14 @@ def test_misaligned_data_is_counted_by_pure_torch_exactly() -> None:
 def test_16_bit_activations_are_counted_by_the_kernel_and_valued_by_torch(monkeypatch, dtype):
     """The kernel keeps no values of 16-bit floats: it still counts them; torch sums them."""
     calls: list[bool] = []
-    real = kernel.count_into
+    real = kernel.count_owned  # what the recorder calls: its own counters need no checks
 
     def spy(*args, **kwargs):
         took = real(*args, **kwargs)
         calls.append(took)
         return took
 
-    monkeypatch.setattr(kernel, "count_into", spy)
+    monkeypatch.setattr(kernel, "count_owned", spy)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU()).to(dtype).eval()
     x = torch.randn(16, 6, dtype=dtype)
     report = deadcheck.scan(model, [x])
@@ -373,3 +374,25 @@ def test_16_bit_activations_are_counted_by_the_kernel_and_valued_by_torch(monkey
     assert close_values(
         report.site("1").figures["max_input"], model[0](x).double().amax(0).tolist(), rtol=0
     )
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_zero_prelu_slope_at_minus_inf_sums_to_nan_as_the_output_does(threads) -> None:
+    """PReLU with slope 0 maps -inf to NaN (0 * -inf); the |output| sum says so, as torch's.
+
+    Found by the value-read property: the kernel dropped the negative part of a
+    unit whose per-unit weight was exactly 0.
+    """
+    x = torch.tensor([[-math.inf, 1.0, -math.inf], [2.0, -1.0, 3.0]]).T.contiguous()
+    weights = torch.tensor([0.0, 0.5])  # units on axis 1: unit 0 has slope 0
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = value_read(x, 1, math.inf, 0.0, weights)
+    finally:
+        torch.set_num_threads(saved)
+    assert got is not None
+    output = torch.nn.functional.prelu(x, weights).double().abs().sum(0)
+    assert math.isnan(output[0]) and math.isnan(got[0][0])
+    assert got[0][1].item() == pytest.approx(output[1].item())

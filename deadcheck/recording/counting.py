@@ -192,22 +192,26 @@ def _count_into(
     cap: float | None,
     values: _Values | None = None,
 ) -> bool:
-    """One read of ``x`` into the windows (and value totals): C on the CPU, Triton on CUDA."""
-    into = gpu_kernel.count_into if x.device.type == "cuda" else kernel.count_into
+    """One read of ``x`` into windows (and value totals) made here to fit: C on the CPU,
+    Triton on CUDA."""
+    if x.device.type == "cuda":
+        if values is None:
+            return gpu_kernel.count_into(x, axis, positive, saturated, cap)
+        return gpu_kernel.count_into(
+            x,
+            axis,
+            positive,
+            saturated,
+            cap,
+            sums=values.sums,
+            clip=values.clip,
+            neg_weight=values.weight,
+            neg_weights=values.weights,
+            maxes=values.maxes,
+        )
     if values is None:
-        return into(x, axis, positive, saturated, cap)
-    return into(
-        x,
-        axis,
-        positive,
-        saturated,
-        cap,
-        sums=values.sums,
-        clip=values.clip,
-        neg_weight=values.weight,
-        neg_weights=values.weights,
-        maxes=values.maxes,
-    )
+        return kernel.count_owned(x, axis, positive, saturated, cap)
+    return kernel.count_owned(x, axis, positive, saturated, cap, *values)
 
 
 class _Values(NamedTuple):
@@ -215,45 +219,55 @@ class _Values(NamedTuple):
     from the tensor read as min(x, clip) over x > 0 plus |weight| times |x| over x < 0
     (``weights`` per unit where given: PReLU's slopes), and into ``maxes`` its largest value.
 
-    A named tuple, not a dataclass: one is made per call, and small layers feel it."""
+    In the order of :func:`~deadcheck.recording.kernel.count_owned`'s value arguments."""
 
     sums: torch.Tensor | None
-    maxes: torch.Tensor | None
     clip: float = math.inf
     weight: float = 0.0
     weights: torch.Tensor | None = None
+    maxes: torch.Tensor | None = None
+
+
+class _Source(NamedTuple):
+    """How a call's counting read goes: which tensor it reads, and what it adds in values."""
+
+    #: True: the activation's input (intact); False: its output.
+    input: bool
+    values: _Values | None
+    #: The |output| sums are taken from the output apart (PReLU slopes off the unit axis).
+    apart: bool = False
 
 
 def _value_source(
     call: ActivationCall,
-    x: torch.Tensor,
-    output: torch.Tensor | None,
-    pre: torch.Tensor | None,
+    intact: bool,
     sums: torch.Tensor | None,
     maxes: torch.Tensor | None,
     units: int,
-) -> tuple[torch.Tensor, _Values, bool]:
-    """The tensor one call's counting read reads, how its |output| follows from it, and
-    whether the |output| sums must be taken from the output apart.
+) -> _Source:
+    """The tensor one call's counting read reads and how its |output| follows from it
+    (``intact``: the input was not overwritten in place).
 
     The input where it is intact and the kind allows (:func:`~deadcheck.core.kinds.reads_input`):
     its counts equal the output's, and its maximum is the unit's largest input;
     else the output, whose |output| is itself. A PReLU whose slopes do not lie
     along the unit axis (a ``unit_axis`` override) has its sums taken apart.
     """
-    if pre is not None and reads_input(call.kind, call.slope, True):
+    if sums is None and maxes is None:
+        return _Source(False, None)
+    if intact and reads_input(call.kind, call.slope, True):
         slope = call.slope
         if isinstance(slope, torch.Tensor):
             weights = slope.detach()
             if weights.numel() not in (1, units):
-                return pre, _Values(None, maxes), sums is not None
+                return _Source(True, _Values(None, maxes=maxes), sums is not None)
             if weights.dtype != torch.float32 or not weights.is_contiguous():
                 weights = weights.to(torch.float32).contiguous()
-            return pre, _Values(sums, maxes, weights=weights.reshape(-1)), False
+            return _Source(True, _Values(sums, weights=weights.reshape(-1), maxes=maxes))
         clip = call.saturate_at if call.saturate_at is not None else math.inf
-        return pre, _Values(sums, maxes, clip, abs(float(slope or 0.0))), False
-    y = x if output is None else output
-    return y, _Values(sums, maxes, weight=0.0 if kind(call.kind).nonnegative else 1.0), False
+        return _Source(True, _Values(sums, clip, abs(float(slope or 0.0)), maxes=maxes))
+    weight = 0.0 if kind(call.kind).nonnegative else 1.0
+    return _Source(False, _Values(sums, weight=weight, maxes=maxes))
 
 
 def _values_with_torch(part: torch.Tensor, axis: int, values: _Values) -> None:
@@ -368,6 +382,8 @@ class SiteCounter:
             }
         if Read.POSITIVE not in {s.read for s in states}:
             raise RecordingError("the statistics declare no count of positive positions")
+        if any(s.read is not None and not s.read.windowed and s.dtype != "float64" for s in states):
+            raise RecordingError("a value read's state must be float64 (the kernels write doubles)")
         counter = cls(
             kind=call.kind,
             axis=axis,
@@ -388,6 +404,29 @@ class SiteCounter:
         counter.add(call, x, output, pre)
         return counter
 
+    def __post_init__(self) -> None:
+        # What every call needs, looked up once: small layers are called often enough
+        # that a few dict lookups and checks per call showed in their cost.
+        self._positive = self.reads[Read.POSITIVE]
+        self._at_cap = self.reads.get(Read.AT_CAP)
+        self._cap = self.saturate_at if self._at_cap is not None else None
+        self._sums = self.reads.get(Read.ABS_SUM)
+        self._maxes = self.reads.get(Read.MAX)
+        self._updates = tuple(stat.update for stat in self.stats if stat.update is not None)
+        #: How calls are read, by (input intact, slope) for slopes that are not tensors.
+        self._sources: dict[tuple[bool, float | None], _Source] = {}
+
+    def _source(self, call: ActivationCall, intact: bool) -> _Source:
+        slope = call.slope
+        if isinstance(slope, torch.Tensor):  # PReLU: its slopes are read on every call
+            return _value_source(call, intact, self._sums, self._maxes, self.units)
+        key = (intact, slope)
+        found = self._sources.get(key)
+        if found is None:
+            found = _value_source(call, intact, self._sums, self._maxes, self.units)
+            self._sources[key] = found
+        return found
+
     def add(
         self,
         call: ActivationCall,
@@ -400,47 +439,53 @@ class SiteCounter:
         ``pre`` is the activation's input where it is still intact (None after an
         in-place call).
         """
-        units = int(x.shape[self.axis]) if x.ndim else 1
-        if (x.ndim and self.axis >= x.ndim) or units != self.units:
-            raise ValueError(
-                f"this site had {self.units} units on axis {self.axis} and now sees shape "
-                f"{tuple(x.shape)}; pass unit_axis= for it"
-            )
+        units, axis = self.units, self.axis
+        if x.ndim:
+            if axis >= x.ndim or x.shape[axis] != units:
+                raise ValueError(
+                    f"this site had {units} units on axis {axis} and now sees shape "
+                    f"{tuple(x.shape)}; pass unit_axis= for it"
+                )
+        elif units != 1:
+            raise ValueError(f"this site had {units} units and now sees a scalar")
         positions = x.numel() // units if units else 0
-        positive, at_cap = self.reads[Read.POSITIVE], self.reads.get(Read.AT_CAP)
-        cap = self.saturate_at if at_cap is not None else None
-        sums, maxes = self.reads.get(Read.ABS_SUM), self.reads.get(Read.MAX)
-        values: _Values | None = None
-        read, apart = x, False
-        if sums is not None or maxes is not None:
-            read, values, apart = _value_source(call, x, output, pre, sums, maxes, units)
-        if apart and sums is not None and output is not None:
-            flat, _, dims = _per_unit(output.detach(), self.axis)
-            sums.add_(flat.abs().sum(dims, dtype=torch.float32).double())
-        for part in _window_parts(read, self.axis, positions):
+        positive, at_cap, cap = self._positive, self._at_cap, self._cap
+        source = self._source(call, pre is not None)
+        values = source.values
+        if values is None:
+            read = x
+        elif source.input and pre is not None:
+            read = pre
+        else:
+            read = x if output is None else output
+        if source.apart and self._sums is not None and output is not None:
+            flat, _, dims = _per_unit(output.detach(), axis)
+            self._sums.add_(flat.abs().sum(dims, dtype=torch.float32).double())
+        parts = (read,) if positions < WINDOW // 2 else _window_parts(read, axis, positions)
+        for part in parts:
             n = part.numel() // units if units else 0
             if self.window_positions + n >= WINDOW:
                 self.settle()
-            if not _count_into(part, self.axis, positive, at_cap, cap, values):
-                if values is not None and _count_into(part, self.axis, positive, at_cap, cap):
+            if not _count_into(part, axis, positive, at_cap, cap, values):
+                if values is not None and _count_into(part, axis, positive, at_cap, cap):
                     # the kernel counts it but keeps no values of it (16-bit floats on the CPU)
-                    _values_with_torch(part, self.axis, values)
+                    _values_with_torch(part, axis, values)
                 else:
                     # the kernel declined this tensor: count with pure torch, not the kernel again
-                    flat, _, dims = _per_unit(part, self.axis)
+                    flat, _, dims = _per_unit(part, axis)
                     positives, high = _indicator_sums(flat, dims, cap)
                     positive += positives
                     if at_cap is not None and high is not None:
                         at_cap += high
                     if values is not None:
-                        _values_with_torch(part, self.axis, values)
+                        _values_with_torch(part, axis, values)
             self.window_positions += n
-        for stat in self.stats:
-            if stat.update is not None:
-                stat.update(self.totals, call, x, output, self.axis, pre)
+        for update in self._updates:
+            update(self.totals, call, x, output, axis, pre)
         self.positions += positions
         self.calls += 1
-        self.slope = call.slope.detach() if isinstance(call.slope, torch.Tensor) else call.slope
+        slope = call.slope
+        self.slope = slope.detach() if isinstance(slope, torch.Tensor) else slope
         self.shape = tuple(x.shape)
 
     def settle(self) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "bit_format",
     "cap_bits_for",
     "count_into",
+    "count_owned",
     "dense_layout",
     "disabled",
     "status",
@@ -213,6 +214,19 @@ def weights_fit(weights: torch.Tensor | None, units: int, device: torch.device |
     return _fits(weights, torch.float32, (1, units), device)
 
 
+def _geometry(x: torch.Tensor, axis: int, cap: float | None) -> _Plan | None:
+    """The plan for ``x`` if the kernel is on and takes tensors of its geometry, else None."""
+    if _native is None or _OFF or type(x) is not torch.Tensor or x.is_neg():
+        return None
+    key = (x.shape, x.stride(), x.dtype, x.device, axis, cap)
+    if key in _plans:
+        return _plans[key]
+    if len(_plans) >= 4096:  # shapes that keep changing (sequence lengths) stay bounded
+        _plans.clear()
+    plan = _plans[key] = _plan(x, axis, cap)
+    return plan
+
+
 def count_into(
     x: torch.Tensor,
     axis: int,
@@ -242,31 +256,69 @@ def count_into(
     Returns False, having changed nothing, for a tensor the kernel does not
     take (these value statistics are for 4- and 8-byte floats); the caller
     then counts with pure torch. Each unit may get fewer than 2**24 positions
-    per call (float32 windows are exact below that).
+    per call (float32 windows are exact below that). Raises ValueError for
+    windows or totals of the wrong size, dtype or layout.
     """
-    if _native is None or _OFF or type(x) is not torch.Tensor or x.is_neg():
+    plan = _geometry(x, axis, cap)
+    if plan is None:
         return False
-    key = (x.shape, x.stride(), x.dtype, x.device, axis, cap)
-    if key in _plans:
-        plan = _plans[key]
-    else:
-        if len(_plans) >= 4096:  # shapes that keep changing (sequence lengths) stay bounded
-            _plans.clear()
-        plan = _plans[key] = _plan(x, axis, cap)
-    if plan is None or (cap is not None and saturated is None):
-        return False
-    width, outer, units, inner, cap_bits, inf_bits = plan
-    extras = sums is not None or maxes is not None
-    if extras and width == 2:
-        return False
+    units = plan[2]
     if not (window_fits(positive, units) and window_fits(saturated, units)):
         raise ValueError(f"windows must be {units} contiguous float32 CPU values")
-    if extras and not (
+    if (sums is not None or maxes is not None) and not (
         values_fit(sums, units, "cpu")
         and values_fit(maxes, units, "cpu")
         and weights_fit(neg_weights, units, "cpu")
     ):
         raise ValueError(f"sums and maxima must be {units} contiguous float64 CPU values")
+    return _run(plan, x, positive, saturated, cap, sums, clip, neg_weight, neg_weights, maxes)
+
+
+def count_owned(
+    x: torch.Tensor,
+    axis: int,
+    positive: torch.Tensor,
+    saturated: torch.Tensor | None,
+    cap: float | None,
+    sums: torch.Tensor | None = None,
+    clip: float = math.inf,
+    neg_weight: float = 0.0,
+    neg_weights: torch.Tensor | None = None,
+    maxes: torch.Tensor | None = None,
+) -> bool:
+    """:func:`count_into` for targets their owner made to fit (a recorder's own counters).
+
+    The same read, without checking the windows and totals on every call:
+    the caller guarantees what :func:`window_fits`, :func:`values_fit` and
+    :func:`weights_fit` check, for the units of ``x`` along ``axis``. Small
+    layers are called often enough that those checks showed in their cost.
+    """
+    plan = _geometry(x, axis, cap)
+    if plan is None:
+        return False
+    return _run(plan, x, positive, saturated, cap, sums, clip, neg_weight, neg_weights, maxes)
+
+
+def _run(
+    plan: _Plan,
+    x: torch.Tensor,
+    positive: torch.Tensor,
+    saturated: torch.Tensor | None,
+    cap: float | None,
+    sums: torch.Tensor | None,
+    clip: float,
+    neg_weight: float,
+    neg_weights: torch.Tensor | None,
+    maxes: torch.Tensor | None,
+) -> bool:
+    """One native call on checked targets; False where the kernel declines this call."""
+    native = _native
+    if native is None or (cap is not None and saturated is None):
+        return False
+    width, outer, units, inner, cap_bits, inf_bits = plan
+    extras = sums is not None or maxes is not None
+    if extras and width == 2:
+        return False
     if outer == 0 or units == 0 or inner == 0:
         return True  # no positions: nothing to add
     try:
@@ -299,5 +351,5 @@ def count_into(
             1 if neg_weights is not None and neg_weights.numel() > 1 else 0,
             maxes.data_ptr() if maxes is not None else 0,
         ]
-    _native.count(*args)
+    native.count(*args)
     return True

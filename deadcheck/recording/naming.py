@@ -9,6 +9,7 @@ by :func:`~deadcheck.results.stats.site_name`, never formatted or parsed elsewhe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from deadcheck.core.sites import SiteId, site_base
 
@@ -23,8 +24,9 @@ class SitePlace:
     function: str | None
     caller: str | None
 
-    @property
+    @cached_property
     def base(self) -> str:
+        """The site's name without its index (asked on every call: worked out once)."""
         return site_base(self.module, self.function)
 
 

@@ -34,7 +34,7 @@ from deadcheck.analysis.judging import analyze
 from deadcheck.core.errors import InputError, RecordingError, TrainingModeWarning
 from deadcheck.core.options import RecordingKwargs, RecordingOptions, recording_options
 from deadcheck.core.sites import SiteId, UncountedSite
-from deadcheck.recording.activations import ActivationCall, is_family_module, module_call
+from deadcheck.recording.activations import ActivationCall, ModuleCalls, is_family_module
 from deadcheck.recording.codescan import ModelNames, Reading, hands_code, model_names, reading
 from deadcheck.recording.counting import SiteCounter, collect
 from deadcheck.recording.distributed import is_distributed
@@ -237,6 +237,9 @@ class Recorder:
         self._exit = ExitStack()
         self._watch = Watch(self._intercepted)
         self._namer = SiteNamer()
+        self._calls = ModuleCalls()
+        #: Places by (module on top of the stack, its caller or the function called).
+        self._known_places: dict[tuple[int, int | str | None], SitePlace] = {}
         self._paths: dict[int, str] = {}
         self._types: dict[int, str] = {}
         self._family: dict[int, bool] = {}
@@ -286,6 +289,7 @@ class Recorder:
                     )
             names: ModelNames | None = None
             self._hidden = []  # found again on every attach
+            self._known_places.clear()  # paths are read again below
             for path, module in self.model.named_modules():
                 key = id(module)
                 hidden = _runs_hidden_activation(module)
@@ -454,7 +458,7 @@ class Recorder:
             if not stack or stack[-1] != key or threading.get_ident() != self._thread:
                 return
             if family and isinstance(output, torch.Tensor) and args:
-                call = module_call(module)
+                call = self._calls(module)
                 counted = args[0] if call.kind == "PReLU" else output
                 if isinstance(counted, torch.Tensor):
                     pre = args[0] if args[0] is not output else None  # in place: overwritten
@@ -509,14 +513,25 @@ class Recorder:
     def _place(self, call: ActivationCall) -> SitePlace:
         """Where the call at the top of the stack is: its module, function and caller."""
         stack = self._stack
-        path = self._paths[stack[-1]]
-        if not self._family[stack[-1]]:  # a functional call, made by this module's code
-            return SitePlace(module=path, function=call.function, caller=path)
-        caller = self._paths[stack[-2]] if len(stack) >= 2 else None
-        return SitePlace(module=path, function=None, caller=caller)
+        top = stack[-1]
+        functional = not self._family[top]  # a functional call, made by this module's code
+        below = stack[-2] if len(stack) >= 2 else None
+        key = (top, call.function if functional else below)
+        place = self._known_places.get(key)
+        if place is None:
+            path = self._paths[top]
+            if functional:
+                place = SitePlace(module=path, function=call.function, caller=path)
+            else:
+                caller = self._paths[below] if below is not None else None
+                place = SitePlace(module=path, function=None, caller=caller)
+            self._known_places[key] = place
+        return place
 
     def _axis_override(self, place: SitePlace, index: int) -> int | None:
         """The unit axis the user gave for this site (by ``base#index`` first, then ``base``)."""
+        if not self._unit_axis:
+            return None
         site = self._namer.site(place, index)
         given = sorted(
             (key == site.base, axis) for key, axis in self._unit_axis.items() if site.matches(key)
