@@ -396,3 +396,27 @@ def test_a_zero_prelu_slope_at_minus_inf_sums_to_nan_as_the_output_does(threads)
     output = torch.nn.functional.prelu(x, weights).double().abs().sum(0)
     assert math.isnan(output[0]) and math.isnan(got[0][0])
     assert got[0][1].item() == pytest.approx(output[1].item())
+
+
+@needs_kernel
+@pytest.mark.parametrize("cap", [6.0, 1.5, 2.0**-140], ids=["relu6", "normal", "denormal"])
+@pytest.mark.parametrize("inner", [1, 7, 300], ids=["features-last", "short-rows", "long-rows"])
+def test_cap_counts_in_the_value_read_match_torch(cap, inner) -> None:
+    """The value loops compare with a normal cap as floats; a denormal cap takes the
+    integer loops (a float compare would see it as 0 under denormals-are-zero)."""
+    specials = [0.0, -0.0, 1e-45, 2.0**-140, 2.0**-139, cap, math.nextafter(cap, 0), 7.0]
+    specials += [math.inf, -math.inf, math.nan, -1.0]
+    torch.manual_seed(0)
+    units = 5
+    x = torch.tensor(specials)[torch.randint(len(specials), (4 * units * inner,))]
+    x = x.reshape(4, units, inner) if inner > 1 else x.reshape(4, units)
+    axis = 1
+    positive, saturated = torch.zeros(units), torch.zeros(units)
+    sums = torch.zeros(units, dtype=torch.float64)
+    maxes = torch.full((units,), -math.inf, dtype=torch.float64)
+    assert kernel.count_into(x, axis, positive, saturated, cap, sums=sums, maxes=maxes)
+    dims = [d for d in range(x.ndim) if d != axis]
+    assert saturated.tolist() == (x >= cap).sum(dims).float().tolist()
+    nan = x.isnan().any(dims)
+    want = (x > 0).sum(dims).float().masked_fill(nan, math.nan)
+    assert close_values(positive.tolist(), want.tolist(), rtol=0)

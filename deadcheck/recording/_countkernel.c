@@ -387,15 +387,19 @@ typedef struct {
 #define ALWAYS static inline __attribute__((always_inline, target("avx2")))
 
 ALWAYS void lanes_step(Lanes *l, __m256i v, int tail, __m256i valid, __m256i inf,
-                       __m256i below_cap, __m256 clip, int has_cap, int has_neg, int has_clip) {
+                       __m256i cap_at, __m256 clip, int has_cap, int has_neg, int has_clip) {
+    (void)inf; /* the float compares below exclude NaN themselves */
     const __m256i zero = _mm256_setzero_si256();
     const __m256 f = _mm256_castsi256_ps(v);
     const __m256i pos = _mm256_cmpgt_epi32(v, zero);
     l->pos = _mm256_sub_epi32(l->pos, pos);
     l->nan = _mm256_or_ps(l->nan, _mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+    /* x >= cap as a float compare: ordered, so NaN is never at the cap, and exact for a
+     * normal positive cap whatever the denormal flags (run() sends smaller caps to the
+     * integer loops); one compare where the integer range test took three */
     if (has_cap)
-        l->sat = _mm256_sub_epi32(l->sat, _mm256_andnot_si256(_mm256_cmpgt_epi32(v, inf),
-                                                              _mm256_cmpgt_epi32(v, below_cap)));
+        l->sat = _mm256_sub_epi32(
+            l->sat, _mm256_castps_si256(_mm256_cmp_ps(f, _mm256_castsi256_ps(cap_at), _CMP_GE_OQ)));
     __m256 kept = _mm256_and_ps(_mm256_castsi256_ps(pos), f);
     if (has_clip) kept = _mm256_min_ps(kept, clip);
     l->a = _mm256_add_ps(l->a, kept);
@@ -420,7 +424,7 @@ ALWAYS void rows_extras_32_body(const Job *j, int has_cap, int has_neg, int has_
     const int32_t *x = (const int32_t *)j->x;
     const int64_t inner = j->inner, units = j->units, full = inner & ~(int64_t)7;
     const __m256i inf = _mm256_set1_epi32((int32_t)j->inf_bits);
-    const __m256i below_cap = _mm256_set1_epi32((int32_t)(j->cap_bits - 1));
+    const __m256i cap_at = _mm256_set1_epi32((int32_t)j->cap_bits);
     const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(inner - full)),
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     const __m256i all = _mm256_set1_epi32(-1);
@@ -440,9 +444,9 @@ ALWAYS void rows_extras_32_body(const Job *j, int has_cap, int has_neg, int has_
             const int64_t stop = full - i > SUM_PIECE ? i + SUM_PIECE : full;
             for (; i + 16 <= stop; i += 16) {
                 lanes_step(&l[0], _mm256_loadu_si256((const __m256i *)(row + i)), 0, all, inf,
-                           below_cap, clip, has_cap, has_neg, has_clip);
+                           cap_at, clip, has_cap, has_neg, has_clip);
                 lanes_step(&l[1], _mm256_loadu_si256((const __m256i *)(row + i + 8)), 0, all,
-                           inf, below_cap, clip, has_cap, has_neg, has_clip);
+                           inf, cap_at, clip, has_cap, has_neg, has_clip);
             }
             ps += (double)hsum8(l[0].a) + (double)hsum8(l[1].a);
             l[0].a = l[1].a = _mm256_setzero_ps();
@@ -453,9 +457,9 @@ ALWAYS void rows_extras_32_body(const Job *j, int has_cap, int has_neg, int has_
         }
         for (; i < full; i += 8)
             lanes_step(&l[0], _mm256_loadu_si256((const __m256i *)(row + i)), 0, all, inf,
-                       below_cap, clip, has_cap, has_neg, has_clip);
+                       cap_at, clip, has_cap, has_neg, has_clip);
         if (full < inner)
-            lanes_step(&l[0], _mm256_maskload_epi32(row + full, tail), 1, tail, inf, below_cap,
+            lanes_step(&l[0], _mm256_maskload_epi32(row + full, tail), 1, tail, inf, cap_at,
                        clip, has_cap, has_neg, has_clip);
         ps += (double)hsum8(l[0].a);
         if (has_neg) ns += (double)hsum8(l[0].b);
@@ -477,7 +481,7 @@ ALWAYS void all_extras_32_body(const Job *j, int has_cap, int has_neg, int has_c
     const int32_t *x = (const int32_t *)j->x;
     const int64_t units = j->units;
     const __m256i inf = _mm256_set1_epi32((int32_t)j->inf_bits);
-    const __m256i below_cap = _mm256_set1_epi32((int32_t)(j->cap_bits - 1));
+    const __m256i cap_at = _mm256_set1_epi32((int32_t)j->cap_bits);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 clip = _mm256_set1_ps((float)j->clip);
     float *fa = j->fa, *fb = j->fb, *fm = j->fm;
@@ -507,9 +511,9 @@ ALWAYS void all_extras_32_body(const Job *j, int has_cap, int has_neg, int has_c
                 for (int64_t r = r0; r < r1; r++) {
                     const int32_t *row = x + r * units + u0;
                     lanes_step(&l[0], _mm256_loadu_si256((const __m256i *)row), 0, valid0, inf,
-                               below_cap, clip, has_cap, has_neg, has_clip);
+                               cap_at, clip, has_cap, has_neg, has_clip);
                     lanes_step(&l[1], _mm256_loadu_si256((const __m256i *)(row + 8)), 0, valid1,
-                               inf, below_cap, clip, has_cap, has_neg, has_clip);
+                               inf, cap_at, clip, has_cap, has_neg, has_clip);
                 }
                 for (int k = 0; k < 2; k++) {
                     const int64_t at = u0 + 8 * k;
@@ -531,10 +535,10 @@ ALWAYS void all_extras_32_body(const Job *j, int has_cap, int has_neg, int has_c
                 for (int64_t r = r0; r < r1; r++) {
                     const int32_t *row = x + r * units + u0;
                     lanes_step(&l[0], _mm256_maskload_epi32(row, valid0), 1, valid0, inf,
-                               below_cap, clip, has_cap, has_neg, has_clip);
+                               cap_at, clip, has_cap, has_neg, has_clip);
                     if (w > 8)
                         lanes_step(&l[1], _mm256_maskload_epi32(row + 8, valid1), 1, valid1, inf,
-                                   below_cap, clip, has_cap, has_neg, has_clip);
+                                   cap_at, clip, has_cap, has_neg, has_clip);
                 }
                 int32_t pos[16], sat[16], nan[16];
                 float a[16], b[16], top[16];
@@ -579,7 +583,7 @@ ALWAYS void short_extras_32_body(const Job *j, int has_cap, int has_neg, int has
     const int32_t *x = (const int32_t *)j->x;
     const int64_t inner = j->inner, units = j->units, full = inner & ~(int64_t)7;
     const __m256i inf = _mm256_set1_epi32((int32_t)j->inf_bits);
-    const __m256i below_cap = _mm256_set1_epi32((int32_t)(j->cap_bits - 1));
+    const __m256i cap_at = _mm256_set1_epi32((int32_t)j->cap_bits);
     const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(inner - full)),
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     const __m256i all = _mm256_set1_epi32(-1);
@@ -602,9 +606,9 @@ ALWAYS void short_extras_32_body(const Job *j, int has_cap, int has_neg, int has
             side ^= 1;
             for (int64_t i = 0; i < full; i += 8)
                 lanes_step(on, _mm256_loadu_si256((const __m256i *)(row + i)), 0, all, inf,
-                           below_cap, clip, has_cap, has_neg, has_clip);
+                           cap_at, clip, has_cap, has_neg, has_clip);
             if (full < inner)
-                lanes_step(on, _mm256_maskload_epi32(row + full, tail), 1, tail, inf, below_cap,
+                lanes_step(on, _mm256_maskload_epi32(row + full, tail), 1, tail, inf, cap_at,
                            clip, has_cap, has_neg, has_clip);
             if ((since += inner) >= SUM_PIECE) {
                 ps += (double)hsum8(_mm256_add_ps(l[0].a, l[1].a));
@@ -662,6 +666,10 @@ static void all_extras_32(const Job *j) {
     variants[(j->has_cap ? 4 : 0) | (j->has_neg ? 2 : 0) | (j->clip < INFINITY ? 1 : 0)](j);
 }
 static int have_avx2 = 0;
+
+/* Whether the AVX2 value loops may compare with the cap as a float: no cap, or a
+ * normal one (a denormal cap would compare as 0 under denormals-are-zero). */
+static inline int float_cap(const Job *j) { return !j->has_cap || j->cap_bits >= 0x00800000; }
 #endif
 
 static void run(const Job *j, int width) {
@@ -669,7 +677,7 @@ static void run(const Job *j, int width) {
     if (j->extras) { /* widths 4 and 8: count() refuses extras for 2 */
         if (j->inner == 1) {
 #ifdef HAVE_SHORT_ROWS
-            if (width == 4 && have_avx2) {
+            if (width == 4 && have_avx2 && float_cap(j)) {
                 all_extras_32(j);
                 return;
             }
@@ -679,7 +687,7 @@ static void run(const Job *j, int width) {
             return;
         }
 #ifdef HAVE_SHORT_ROWS
-        if (width == 4 && have_avx2) {
+        if (width == 4 && have_avx2 && float_cap(j)) {
             rows_extras_32(j);
             return;
         }
