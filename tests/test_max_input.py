@@ -114,3 +114,34 @@ def test_a_reset_starts_the_maximum_again() -> None:
     site = rec.stats().site("1")
     # the +10 pass is forgotten: the third unit's largest input is now its bias, 0
     assert site.values["max_input"] == (-40.0, pytest.approx(-0.01), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("act", "per_call"),
+    [
+        pytest.param(nn.ReLU(inplace=True), 1, id="relu-inplace"),
+        pytest.param(nn.ReLU(), 0, id="relu"),
+        pytest.param(nn.LeakyReLU(0.0), 1, id="leaky-slope-0"),  # read on its output
+    ],
+)
+def test_calls_read_on_their_output_are_counted_exactly_through_resets(act, per_call) -> None:
+    """``max_from_output`` counts, per unit, the calls whose maximum is of the output.
+
+    Counted on the host and added when the site settles: every settling (a
+    report, a reset) sees each call once.
+    """
+    model = _model(act).eval()
+    batches = _batches()
+    with deadcheck.record(model) as rec, torch.no_grad():
+        for x in batches:
+            model(x)
+        first = rec.stats().site("1").values["max_from_output"]
+        model(batches[0])
+        second = rec.stats().site("1").values["max_from_output"]
+        rec.reset()
+        model(batches[1])
+        model(batches[2])
+        after_reset = rec.stats().site("1").values["max_from_output"]
+    assert first == (3 * per_call,) * 3
+    assert second == (4 * per_call,) * 3
+    assert after_reset == (2 * per_call,) * 3

@@ -85,8 +85,9 @@ def kind(name: str) -> Kind:
 def reads_input(name: str, slope: object, intact: bool) -> bool:
     """Whether the counting read of a call reads its input (``intact``: not overwritten in place).
 
-    The recorder and the statistics that depend on which tensor was read
-    (the largest input) both ask this, so they cannot disagree.
+    Only the counting read asks this; it counts the calls it read on their
+    output (``Read.OUTPUT_CALLS``), so statistics that depend on which tensor
+    was read (the largest input) never decide it apart.
     """
     row = KINDS.get(name)
     if row is None or not row.from_input or not intact:

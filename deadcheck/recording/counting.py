@@ -382,7 +382,7 @@ class SiteCounter:
             }
         if Read.POSITIVE not in {s.read for s in states}:
             raise RecordingError("the statistics declare no count of positive positions")
-        if any(s.read is not None and not s.read.windowed and s.dtype != "float64" for s in states):
+        if any(s.read in (Read.ABS_SUM, Read.MAX) and s.dtype != "float64" for s in states):
             raise RecordingError("a value read's state must be float64 (the kernels write doubles)")
         counter = cls(
             kind=call.kind,
@@ -412,6 +412,9 @@ class SiteCounter:
         self._cap = self.saturate_at if self._at_cap is not None else None
         self._sums = self.reads.get(Read.ABS_SUM)
         self._maxes = self.reads.get(Read.MAX)
+        self._output_calls = self.reads.get(Read.OUTPUT_CALLS)
+        #: Calls since the last settling whose value read read the output (host side).
+        self._pending_output_calls = 0
         self._updates = tuple(stat.update for stat in self.stats if stat.update is not None)
         #: How calls are read, by (input intact, slope) for slopes that are not tensors.
         self._sources: dict[tuple[bool, float | None], _Source] = {}
@@ -458,6 +461,8 @@ class SiteCounter:
             read = pre
         else:
             read = x if output is None else output
+            if self._output_calls is not None:
+                self._pending_output_calls += 1
         if source.apart and self._sums is not None and output is not None:
             flat, _, dims = _per_unit(output.detach(), axis)
             self._sums.add_(flat.abs().sum(dims, dtype=torch.float32).double())
@@ -489,12 +494,16 @@ class SiteCounter:
         self.shape = tuple(x.shape)
 
     def settle(self) -> None:
-        """Move the windows into the int64 totals (device work only, no sync).
+        """Move the windows (and host-side call counts) into the totals (device work only,
+        no sync).
 
         Statistics see the windows first (a NaN in the positive window is how
         the zeros statistic counts NaN positions); a NaN window value then adds
         nothing to its count.
         """
+        if self._pending_output_calls and self._output_calls is not None:
+            self._output_calls += self._pending_output_calls
+            self._pending_output_calls = 0
         if not self.window_positions:
             return
         for stat in self.stats:
@@ -512,6 +521,7 @@ class SiteCounter:
         for window in self.windows.values():
             window.zero_()
         self.window_positions = self.positions = self.calls = 0
+        self._pending_output_calls = 0
 
     def int_parts(self) -> list[torch.Tensor]:
         """The totals in :attr:`states` order."""

@@ -70,6 +70,10 @@ class Read(str, Enum):
     ABS_SUM = "abs_sum"
     #: The value read (the input where intact, else the output): a running maximum.
     MAX = "max"
+    #: The calls whose value read read the output (the input was overwritten in place,
+    #: or the kind is read on its output): counted on the host, added at settling, so
+    #: that an in-place activation costs no device operation per call for it.
+    OUTPUT_CALLS = "output_calls"
 
     @property
     def windowed(self) -> bool:
@@ -87,7 +91,8 @@ class State:
     A ``read`` state is filled by the shared counting read: a count sums its
     indicator into a float32 window (exact below 2**24 positions), settled
     into this int64 total; a value read (``ABS_SUM``, ``MAX``) goes straight
-    into this float64 total. Others are updated by their statistic's
+    into this float64 total; ``OUTPUT_CALLS`` is counted on the host and added
+    into this int64 total when the site settles. Others are updated by their statistic's
     :meth:`Stat.update`.
     ``initial`` is what a reset fills in (``-inf`` for a running maximum).
     """

@@ -25,9 +25,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
-from deadcheck.core.kinds import kind, reads_input
+from deadcheck.core.kinds import kind
 from deadcheck.core.thresholds import Thresholds
 from deadcheck.stats.base import (
     CallFacts,
@@ -42,18 +40,6 @@ from deadcheck.stats.base import (
     State,
     Value,
 )
-
-
-def _update(
-    totals: Mapping[str, torch.Tensor],
-    call: CallFacts,
-    x: torch.Tensor,
-    output: torch.Tensor | None,
-    axis: int,
-    pre: torch.Tensor | None,
-) -> None:
-    if not reads_input(call.kind, getattr(call, "slope", None), pre is not None):
-        totals["max_from_output"].add_(1)  # this call's maximum is of its output
 
 
 def _needs(call: CallFacts, options: Options) -> bool:
@@ -124,10 +110,10 @@ STAT = Stat(
     doc="per unit, the largest input seen; the margin of dead units",
     states=(
         State("max_input", dtype="float64", reduce=Reduce.MAX, initial=-math.inf, read=Read.MAX),
-        State("max_from_output"),
+        # calls whose maximum is of the output: the counting read knows which it read
+        State("max_from_output", read=Read.OUTPUT_CALLS),
     ),
     needs=_needs,
-    update=_update,
     host=_host,
     values=(Value("max_input", "floats"), Value("max_from_output")),
     figures=(Figure("max_input", "optional_floats", optional=True),),
