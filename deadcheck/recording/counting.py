@@ -231,7 +231,8 @@ class _Values(NamedTuple):
 class _Source(NamedTuple):
     """How a call's counting read goes: which tensor it reads, and what it adds in values."""
 
-    #: True: the activation's input (intact); False: its output.
+    #: True: the activation's input (intact); False: its output, or, where no value
+    #: statistic is kept, the tensor the call is counted on (PReLU: its input).
     input: bool
     values: _Values | None
     #: The |output| sums are taken from the output apart (PReLU slopes off the unit axis).
